@@ -1,0 +1,252 @@
+package topology
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/goccy/go-yaml"
+	"github.com/goccy/go-yaml/ast"
+	"github.com/goccy/go-yaml/parser"
+	"github.com/goccy/go-yaml/token"
+)
+
+// The file's shape. Pointers and Duration distinguish "absent" from zero so defaults apply.
+type fileTopology struct {
+	Domain       string      `yaml:"domain"`
+	Realm        string      `yaml:"realm"`
+	ServerHeader string      `yaml:"server_header"`
+	Admin        fileAdmin   `yaml:"admin"`
+	SIP          fileSIP     `yaml:"sip"`
+	Fabric       fileFabric  `yaml:"fabric"`
+	Pools        []filePool  `yaml:"pools"`
+	Users        []fileUsers `yaml:"users"`
+}
+
+type fileAdmin struct {
+	Listen string `yaml:"listen"`
+	Token  string `yaml:"token"`
+}
+
+type fileExpires struct {
+	Min     Duration `yaml:"min"`
+	Max     Duration `yaml:"max"`
+	Default Duration `yaml:"default"`
+}
+
+type fileTLS struct {
+	Cert string `yaml:"cert"`
+	Key  string `yaml:"key"`
+}
+
+type fileLimits struct {
+	MaxInFlight   *int `yaml:"max_in_flight"`
+	PerSourceRate *int `yaml:"per_source_rate"`
+	MaxConnsPerIP *int `yaml:"max_conns_per_ip"`
+}
+
+type fileSIP struct {
+	Expires          fileExpires `yaml:"expires"`
+	MaxEndpoints     *int        `yaml:"max_endpoints"`
+	KeepAliveTimeout Duration    `yaml:"keepalive_timeout"`
+	TCPIdleTimeout   Duration    `yaml:"tcp_idle_timeout"`
+	NonceLifetime    Duration    `yaml:"nonce_lifetime"`
+	DigestAlgorithms []string    `yaml:"digest_algorithms"`
+	RetryAfter       Duration    `yaml:"retry_after"`
+	TLS              fileTLS     `yaml:"tls"`
+	Limits           fileLimits  `yaml:"limits"`
+}
+
+type fileFabric struct {
+	FailureDetection   Duration `yaml:"failure_detection"`
+	QuorumLossShutdown Duration `yaml:"quorum_loss_shutdown"`
+}
+
+// PortsFile is the YAML shape of a listener's ports (exported only so the decoder can inline it).
+type PortsFile struct {
+	UDP *int `yaml:"udp"`
+	TCP *int `yaml:"tcp"`
+	TLS *int `yaml:"tls"`
+}
+
+type filePool struct {
+	FQDN          string         `yaml:"fqdn"`
+	Edition       string         `yaml:"edition"`
+	Backup        string         `yaml:"backup"`
+	RoutingGroups *int           `yaml:"routing_groups"`
+	Ports         *PortsFile     `yaml:"ports"`
+	FrontDoor     *fileFrontDoor `yaml:"front_door"`
+	FrontEnds     []fileFrontEnd `yaml:"front_ends"`
+}
+
+type fileFrontEnd struct {
+	FQDN      string `yaml:"fqdn"`
+	Address   string `yaml:"address"`
+	PortsFile `yaml:",inline"`
+}
+
+type fileFrontDoor struct {
+	FQDN      string `yaml:"fqdn"`
+	Address   string `yaml:"address"`
+	Mode      string `yaml:"mode"`
+	PortsFile `yaml:",inline"`
+}
+
+type fileUsers struct {
+	URI      string `yaml:"uri"`
+	Range    string `yaml:"range"`
+	Pool     string `yaml:"pool"`
+	Password string `yaml:"password"`
+	Auth     string `yaml:"auth"`
+}
+
+// Duration is a YAML duration such as "120s" or "5m". It keeps the raw text so that a bad value
+// is reported with its line by validation (the YAML decoder drops positions for such errors).
+type Duration struct {
+	raw string
+	set bool
+}
+
+// UnmarshalYAML implements yaml.BytesUnmarshaler.
+func (d *Duration) UnmarshalYAML(b []byte) error {
+	var s string
+	if err := yaml.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	d.raw, d.set = strings.TrimSpace(s), true
+	return nil
+}
+
+// Error is one problem in a topology, located in its file.
+type Error struct {
+	File   string
+	Line   int // 0 when unknown
+	Column int
+	Field  string // YAML path such as pools[0].front_ends[1].address
+	Msg    string
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString(e.File)
+	if e.Line > 0 {
+		fmt.Fprintf(&b, ":%d:%d", e.Line, e.Column)
+	}
+	b.WriteString(": ")
+	if e.Field != "" {
+		b.WriteString(e.Field)
+		b.WriteString(": ")
+	}
+	b.WriteString(e.Msg)
+	return b.String()
+}
+
+// yamlError is what goccy/go-yaml's positioned errors offer.
+type yamlError interface {
+	GetToken() *token.Token
+	GetMessage() string
+}
+
+var typeMismatch = regexp.MustCompile(`^cannot unmarshal (.+) into Go (?:struct field|value) \S* ?of type (.+)$`)
+
+// friendlyDecodeMessage rewrites the decoder's Go-typed messages in YAML words.
+func friendlyDecodeMessage(msg string) string {
+	m := typeMismatch.FindStringSubmatch(msg)
+	if m == nil {
+		return msg
+	}
+	word := func(goType string) string {
+		switch {
+		case strings.HasPrefix(goType, "[]"):
+			return "a list"
+		case strings.HasPrefix(goType, "map["), strings.HasPrefix(goType, "topology."), strings.HasPrefix(goType, "struct"):
+			return "a mapping"
+		case goType == "string":
+			return "a string"
+		case strings.Contains(goType, "int"), strings.Contains(goType, "float"), strings.Contains(goType, "uint"):
+			return "a number"
+		case goType == "bool":
+			return "true or false"
+		}
+		return goType
+	}
+	return fmt.Sprintf("wrong type: want %s, got %s", word(m[2]), word(m[1]))
+}
+
+// Parse decodes and validates a topology; name labels errors (usually the file path).
+func Parse(name string, data []byte) (*Topology, error) {
+	var f fileTopology
+	if err := yaml.UnmarshalWithOptions(data, &f, yaml.Strict()); err != nil {
+		e := &Error{File: name, Msg: err.Error()}
+		var ye yamlError
+		if errors.As(err, &ye) {
+			e.Msg = friendlyDecodeMessage(ye.GetMessage())
+			if tk := ye.GetToken(); tk != nil && tk.Position != nil {
+				e.Line, e.Column = tk.Position.Line, tk.Position.Column
+			}
+		}
+		return nil, e
+	}
+	file, err := parser.ParseBytes(data, 0)
+	if err != nil {
+		return nil, &Error{File: name, Msg: err.Error()}
+	}
+	v := &validator{name: name, ast: file}
+	t := v.resolve(&f)
+	if len(v.errs) > 0 {
+		return nil, errors.Join(v.errs...)
+	}
+	t.Source = name
+	return t, nil
+}
+
+// validator resolves the file into a Topology, collecting every error with its position.
+type validator struct {
+	name string
+	ast  *ast.File
+	errs []error
+}
+
+// fail records an error at a YAML path like "pools[0].fqdn".
+func (v *validator) fail(path string, format string, args ...any) {
+	e := &Error{File: v.name, Field: path, Msg: fmt.Sprintf(format, args...)}
+	if p, err := yaml.PathString("$." + path); err == nil {
+		if n, err := p.FilterFile(v.ast); err == nil && n != nil {
+			if tk := n.GetToken(); tk != nil && tk.Position != nil {
+				e.Line, e.Column = tk.Position.Line, tk.Position.Column
+			}
+		}
+	}
+	v.errs = append(v.errs, e)
+}
+
+// duration parses d, falling back to def when absent; it must lie in [lo, hi].
+func (v *validator) duration(path string, d Duration, def, lo, hi time.Duration) time.Duration {
+	if !d.set {
+		return def
+	}
+	x, err := time.ParseDuration(d.raw)
+	if err != nil {
+		v.fail(path, "%q is not a duration (use a number with a unit, such as 120s, 5m or 1h)", d.raw)
+		return def
+	}
+	if x < lo || x > hi {
+		v.fail(path, "%s is out of range [%s, %s]", x, lo, hi)
+		return def
+	}
+	return x
+}
+
+// intValue returns *p or def, checking [lo, hi].
+func (v *validator) intValue(path string, p *int, def, lo, hi int) int {
+	if p == nil {
+		return def
+	}
+	if *p < lo || *p > hi {
+		v.fail(path, "%d is out of range [%d, %d]", *p, lo, hi)
+		return def
+	}
+	return *p
+}

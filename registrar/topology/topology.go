@@ -1,0 +1,226 @@
+// Package topology owns the description of what fepool emulates: pools, their Front Ends and front
+// doors, pairing, users, routing-group counts and every timer. It loads strict YAML (unknown fields
+// and bad values are errors naming file, line and field), applies defaults and validates, producing
+// an immutable *Topology that the rest of the registrar reads without locking.
+package topology
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/fepool/fepool/configs"
+)
+
+// Editions of a pool.
+const (
+	Standard   = "standard"
+	Enterprise = "enterprise"
+)
+
+// Front door modes.
+const (
+	// ModeProxy forwards a REGISTER to the user's current registrar (with Path), for softphones
+	// that do not follow 3xx.
+	ModeProxy = "proxy"
+	// ModeRedirect answers 301 with the user's current registrar, as a Lync Director does.
+	ModeRedirect = "redirect"
+)
+
+// Transports a listener can serve.
+const (
+	UDP = "udp"
+	TCP = "tcp"
+	TLS = "tls"
+)
+
+// Defaults that the file may override.
+const (
+	DefaultPort           = 5060
+	DefaultTLSPort        = 5061
+	DefaultRoutingGroups  = 64
+	DefaultAdminListen    = "127.0.0.1:8060"
+	DefaultServerHeader   = "RTC/5.0"
+	MaxFrontEndsPerPool   = 16
+	MaxEndpointsPerUser   = 8
+	defaultExpiresMin     = 300 * time.Second
+	defaultExpiresMax     = 900 * time.Second
+	defaultExpiresDefault = 600 * time.Second
+)
+
+// Topology is a validated, resolved topology. It is never modified after Load.
+type Topology struct {
+	// Source names where it came from: a file path or the embedded default.
+	Source string
+	// Domain is the SIP domain users belong to by default; Realm is the digest realm.
+	Domain       string
+	Realm        string
+	ServerHeader string
+	Admin        Admin
+	SIP          SIP
+	Fabric       Fabric
+	Pools        []*Pool
+	Users        *Directory
+}
+
+// Admin is the HTTP admin API's configuration.
+type Admin struct {
+	Listen string
+	// Token is the bearer token; empty means generate one at start.
+	Token string
+}
+
+// SIP holds the registrar's protocol settings, shared by every Front End.
+type SIP struct {
+	ExpiresMin, ExpiresMax, ExpiresDefault time.Duration
+	MaxEndpoints                           int
+	// KeepAliveTimeout is advertised in ms-keep-alive.
+	KeepAliveTimeout time.Duration
+	// TCPIdleTimeout closes a TCP/TLS connection that sent nothing for this long.
+	TCPIdleTimeout time.Duration
+	// NonceLifetime bounds how long a digest nonce is accepted before it is stale.
+	NonceLifetime time.Duration
+	// DigestAlgorithms offered in challenges, in order of preference (MD5, SHA-256).
+	DigestAlgorithms []string
+	// RetryAfter is the Retry-After sent with 503 answers.
+	RetryAfter time.Duration
+	TLSCert    string
+	TLSKey     string
+	Limits     Limits
+}
+
+// Limits protect every listener from floods.
+type Limits struct {
+	// MaxInFlight bounds requests handled at once per listener set; above it, 503.
+	MaxInFlight int
+	// PerSourceRate is the most messages per second taken from one source address
+	// (UDP ip:port or one TCP connection); excess is dropped and counted. 0 = unlimited.
+	PerSourceRate int
+	// MaxConnsPerIP bounds TCP/TLS connections from one IP. 0 = unlimited.
+	MaxConnsPerIP int
+}
+
+// Fabric holds the pool fabric's timers.
+type Fabric struct {
+	// FailureDetection is how long the fabric takes to notice a crashed Front End.
+	FailureDetection time.Duration
+	// QuorumLossShutdown is how long Front Ends keep running after pool-level quorum is lost
+	// before they stop all services.
+	QuorumLossShutdown time.Duration
+}
+
+// Pool is a Front End pool.
+type Pool struct {
+	Index         int
+	FQDN          string
+	Edition       string
+	Backup        string // FQDN of the backup pool, "" when none
+	RoutingGroups int
+	FrontEnds     []*FrontEnd // topology order = "first servers"
+	FrontDoor     *FrontDoor  // nil when the pool has none
+}
+
+// FrontEnd is one Front End server.
+type FrontEnd struct {
+	Pool    *Pool
+	Index   int // position in the pool: 0 is the first server
+	FQDN    string
+	Address netip.Addr
+	Ports   Ports
+}
+
+// Ports of a listener set; 0 means not served, except for PortEphemeral.
+type Ports struct {
+	UDP, TCP, TLS int
+}
+
+// PortEphemeral asks the OS for a port (tests). Such a port is shared by UDP and TCP when both
+// are ephemeral, and is reported by the admin API once bound.
+const PortEphemeral = -1
+
+// Has reports whether the transport is served.
+func (p Ports) Has(transport string) bool { return p.Port(transport) != 0 }
+
+// Port returns the configured port for a transport (0 = not served).
+func (p Ports) Port(transport string) int {
+	switch transport {
+	case UDP:
+		return p.UDP
+	case TCP:
+		return p.TCP
+	case TLS:
+		return p.TLS
+	}
+	return 0
+}
+
+// FrontDoor is a pool's front door: the address its FQDN resolves to (DNS load balancing or a
+// Director), which redirects or proxies REGISTERs to the user's current registrar.
+type FrontDoor struct {
+	Pool    *Pool
+	FQDN    string
+	Address netip.Addr
+	Ports   Ports
+	Mode    string
+}
+
+// Pool returns the pool with this FQDN (case-insensitive), or nil.
+func (t *Topology) Pool(fqdn string) *Pool {
+	for _, p := range t.Pools {
+		if strings.EqualFold(p.FQDN, fqdn) {
+			return p
+		}
+	}
+	return nil
+}
+
+// FrontEnd returns the Front End with this FQDN (case-insensitive), or nil.
+func (t *Topology) FrontEnd(fqdn string) *FrontEnd {
+	for _, p := range t.Pools {
+		for _, fe := range p.FrontEnds {
+			if strings.EqualFold(fe.FQDN, fqdn) {
+				return fe
+			}
+		}
+	}
+	return nil
+}
+
+// BackupOf returns the pool's backup pool, or nil.
+func (t *Topology) BackupOf(p *Pool) *Pool {
+	if p.Backup == "" {
+		return nil
+	}
+	return t.Pool(p.Backup)
+}
+
+// ErrNotFound is returned by Load when the file does not exist.
+var ErrNotFound = errors.New("topology file not found")
+
+// Load reads and validates a topology file; path "" loads the embedded default.
+func Load(path string) (*Topology, error) {
+	if path == "" {
+		return Parse(configs.DefaultTopologyName, configs.DefaultTopology)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("%w: %s", ErrNotFound, path)
+		}
+		return nil, fmt.Errorf("read topology: %w", err)
+	}
+	return Parse(path, data)
+}
+
+// Default returns the embedded default topology. It panics only if the shipped file is broken,
+// which a test guards against.
+func Default() *Topology {
+	t, err := Load("")
+	if err != nil {
+		panic(fmt.Sprintf("embedded default topology is invalid: %v", err))
+	}
+	return t
+}
