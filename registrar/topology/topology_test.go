@@ -47,9 +47,9 @@ func TestDefaultTopology(t *testing.T) {
 		t.Errorf("users on pool-a = %d, want 10000", n)
 	}
 	for aor, pool := range map[string]string{
-		"user00000@contoso.com":         "pool-a.contoso.com",
-		"sip:User09999@Contoso.com":     "pool-a.contoso.com",
-		"<sip:user10000@contoso.com>":   "pool-b.contoso.com",
+		"user00000@contoso.com":          "pool-a.contoso.com",
+		"sip:User09999@Contoso.com":      "pool-a.contoso.com",
+		"<sip:user10000@contoso.com>":    "pool-b.contoso.com",
 		"sip:user19999@contoso.com:5060": "pool-b.contoso.com",
 	} {
 		u, ok := top.Users.Lookup(aor)
@@ -181,7 +181,9 @@ func TestBadTopologies(t *testing.T) {
 		{"duration without unit", func(s string) string { return s + "fabric:\n  quorum_loss_shutdown: 300\n" }, `fabric.quorum_loss_shutdown: "300" is not a duration`},
 		{"expires inverted", func(s string) string { return s + "sip:\n  expires: {min: 900s, max: 300s}\n" }, "sip.expires: min 15m0s is above max 5m0s"},
 		{"bad digest algorithm", func(s string) string { return s + "sip:\n  digest_algorithms: [MD5, SHA-1]\n" }, `sip.digest_algorithms[1]: "SHA-1" is not supported`},
-		{"bad port", func(s string) string { return strings.Replace(s, "- address: 127.0.2.1", "- {address: 127.0.2.1, udp: 70000}", 1) }, "pools[1].front_ends[0].udp: 70000 is not a port"},
+		{"bad port", func(s string) string {
+			return strings.Replace(s, "- address: 127.0.2.1", "- {address: 127.0.2.1, udp: 70000}", 1)
+		}, "pools[1].front_ends[0].udp: 70000 is not a port"},
 		{"standard with two", func(s string) string {
 			return strings.Replace(s, "backup: pool-b.contoso.com", "backup: pool-b.contoso.com\n    edition: standard", 1)
 		}, "pools[0].front_ends: a standard edition pool has exactly 1 Front End, not 2"},
@@ -193,7 +195,9 @@ func TestBadTopologies(t *testing.T) {
 			return strings.Replace(s, "      - address: 127.0.1.2\n", "      - address: 127.0.1.2\n"+b.String(), 1)
 		}, "an enterprise pool has 2 to 16 Front Ends"},
 		{"admin not loopback", func(s string) string { return s + "admin: {listen: 0.0.0.0:8060}\n" }, "admin.listen: 0.0.0.0 is not a loopback address"},
-		{"duplicate pool", func(s string) string { return strings.Replace(s, "fqdn: pool-b.contoso.com", "fqdn: pool-a.contoso.com", 1) }, "pools[1].fqdn: pool-a.contoso.com is already pools[0]"},
+		{"duplicate pool", func(s string) string {
+			return strings.Replace(s, "fqdn: pool-b.contoso.com", "fqdn: pool-a.contoso.com", 1)
+		}, "pools[1].fqdn: pool-a.contoso.com is already pools[0]"},
 		{"no domain", func(s string) string { return strings.Replace(s, "domain: contoso.com\n", "", 1) }, "domain: is required"},
 		{"bad mode", func(s string) string {
 			return strings.Replace(s, "backup: pool-b.contoso.com", "backup: pool-b.contoso.com\n    front_door: {address: 127.0.1.100, mode: bounce}", 1)
@@ -251,14 +255,14 @@ func TestLoadMissingFile(t *testing.T) {
 
 func TestNormalizeAOR(t *testing.T) {
 	for in, want := range map[string]string{
-		"sip:Alice@Contoso.com":              "alice@contoso.com",
-		"<sips:bob@contoso.com:5061>":        "bob@contoso.com",
+		"sip:Alice@Contoso.com":               "alice@contoso.com",
+		"<sips:bob@contoso.com:5061>":         "bob@contoso.com",
 		"sip:carol@contoso.com;transport=tcp": "carol@contoso.com",
-		"dave@contoso.com":                   "dave@contoso.com",
-		"sip:contoso.com":                    "",
-		"sip:@contoso.com":                   "",
-		"sip:eve@":                           "",
-		"":                                   "",
+		"dave@contoso.com":                    "dave@contoso.com",
+		"sip:contoso.com":                     "",
+		"sip:@contoso.com":                    "",
+		"sip:eve@":                            "",
+		"":                                    "",
 	} {
 		if got := NormalizeAOR(in); got != want {
 			t.Errorf("NormalizeAOR(%q) = %q, want %q", in, got, want)
