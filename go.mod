@@ -1,5 +1,5 @@
 module github.com/fepool/fepool
 
-go 1.26.8
+go 1.26
 
 require github.com/goccy/go-yaml v1.19.2
