@@ -1,0 +1,240 @@
+// Package sipauth is the registrar's digest authentication (RFC 3261 §22, RFC 8760 SHA-256),
+// standing in for Lync's NTLM/Kerberos. Nonces are stateless: a timestamp sealed with an HMAC, so
+// any Front End of the process accepts a nonce another issued, and a nonce older than the
+// lifetime is answered stale=true. With qop=auth each nonce's highest nonce-count is remembered to
+// refuse replays. The challenge never depends on the user, so it reveals nothing about who
+// exists. Safe for concurrent use.
+package sipauth
+
+import (
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/binary"
+	"errors"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/icholy/digest"
+	"github.com/jonboulle/clockwork"
+)
+
+// Config is the authenticator's settings.
+type Config struct {
+	Realm string
+	// Algorithms offered, in order of preference: "MD5", "SHA-256".
+	Algorithms    []string
+	NonceLifetime time.Duration
+}
+
+// Outcome is what Verify concluded.
+type Outcome int
+
+const (
+	// OK: the credentials are valid for the user.
+	OK Outcome = iota
+	// Missing: no credentials; challenge.
+	Missing
+	// Stale: the nonce expired or its count was replayed; challenge with stale=true.
+	Stale
+	// Rejected: wrong password, forged or foreign nonce, wrong realm or algorithm; challenge again.
+	Rejected
+	// Malformed: the Authorization header cannot be parsed; 400.
+	Malformed
+	// UnknownUser: well-formed credentials for a user the directory does not have.
+	UnknownUser
+)
+
+func (o Outcome) String() string {
+	return [...]string{"ok", "missing", "stale", "rejected", "malformed", "unknown-user"}[o]
+}
+
+// Result carries the outcome and the credentials' username.
+type Result struct {
+	Outcome  Outcome
+	Username string
+	Reason   string
+}
+
+// Authenticator issues challenges and verifies credentials.
+type Authenticator struct {
+	cfg    Config
+	clock  clockwork.Clock
+	secret [32]byte
+
+	count atomic.Uint32 // makes nonces issued at the same instant distinct
+
+	mu   sync.Mutex
+	seen map[string]uint32 // nonce -> highest nc accepted
+}
+
+// Option configures an Authenticator.
+type Option func(*Authenticator)
+
+// WithClock injects the clock (tests).
+func WithClock(c clockwork.Clock) Option { return func(a *Authenticator) { a.clock = c } }
+
+// ErrConfig reports an unusable configuration.
+var ErrConfig = errors.New("sipauth: bad config")
+
+// New returns an authenticator with a random nonce secret.
+func New(cfg Config, opts ...Option) (*Authenticator, error) {
+	if cfg.Realm == "" || len(cfg.Algorithms) == 0 || cfg.NonceLifetime <= 0 {
+		return nil, ErrConfig
+	}
+	for _, alg := range cfg.Algorithms {
+		if alg != "MD5" && alg != "SHA-256" {
+			return nil, errors.Join(ErrConfig, errors.New("algorithm "+alg))
+		}
+	}
+	a := &Authenticator{cfg: cfg, clock: clockwork.NewRealClock(), seen: map[string]uint32{}}
+	for _, o := range opts {
+		o(a)
+	}
+	if _, err := rand.Read(a.secret[:]); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// Realm returns the digest realm.
+func (a *Authenticator) Realm() string { return a.cfg.Realm }
+
+// Challenges returns the WWW-Authenticate values to send: one per algorithm, preferred first,
+// sharing one fresh nonce.
+func (a *Authenticator) Challenges(stale bool) []string {
+	nonce := a.nonce(a.clock.Now())
+	out := make([]string, 0, len(a.cfg.Algorithms))
+	for _, alg := range a.cfg.Algorithms {
+		c := digest.Challenge{Realm: a.cfg.Realm, Nonce: nonce, Algorithm: alg, QOP: []string{"auth"}, Stale: stale}
+		out = append(out, c.String())
+	}
+	return out
+}
+
+// A nonce is base64url(issued unix nanos (8) | counter (4) | HMAC-SHA256 of both, truncated (16)).
+const (
+	nonceStamp = 12
+	nonceLen   = nonceStamp + 16
+)
+
+func (a *Authenticator) seal(ts []byte) []byte {
+	m := hmac.New(sha256.New, a.secret[:])
+	m.Write(ts)
+	return m.Sum(nil)[:16]
+}
+
+func (a *Authenticator) nonce(now time.Time) string {
+	buf := make([]byte, nonceStamp, nonceLen)
+	binary.BigEndian.PutUint64(buf, uint64(now.UnixNano()))
+	binary.BigEndian.PutUint32(buf[8:], a.count.Add(1))
+	buf = append(buf, a.seal(buf)...)
+	return base64.RawURLEncoding.EncodeToString(buf)
+}
+
+// checkNonce returns Stale for an expired nonce, Rejected for one this process did not issue.
+func (a *Authenticator) checkNonce(nonce string, now time.Time) Outcome {
+	raw, err := base64.RawURLEncoding.DecodeString(nonce)
+	if err != nil || len(raw) != nonceLen || subtle.ConstantTimeCompare(a.seal(raw[:nonceStamp]), raw[nonceStamp:]) != 1 {
+		return Rejected
+	}
+	issued := time.Unix(0, int64(binary.BigEndian.Uint64(raw[:8])))
+	if now.Sub(issued) > a.cfg.NonceLifetime || issued.After(now.Add(time.Minute)) {
+		return Stale
+	}
+	return OK
+}
+
+// Verify checks an Authorization header value (authz, "" when absent) of a request with the given
+// method. password returns the password of a username, and whether the user exists.
+func (a *Authenticator) Verify(method, authz string, password func(username string) (string, bool)) Result {
+	if authz == "" {
+		return Result{Outcome: Missing}
+	}
+	cred, err := digest.ParseCredentials(authz)
+	if err != nil {
+		return Result{Outcome: Malformed, Reason: "Authorization header is not a Digest credential"}
+	}
+	if cred.Username == "" || cred.Nonce == "" || cred.Response == "" || cred.URI == "" {
+		return Result{Outcome: Malformed, Username: cred.Username, Reason: "Authorization lacks username, nonce, uri or response"}
+	}
+	res := Result{Username: cred.Username}
+	alg := strings.ToUpper(cred.Algorithm)
+	if alg == "" {
+		alg = "MD5"
+	}
+	offered := false
+	for _, o := range a.cfg.Algorithms {
+		offered = offered || o == alg
+	}
+	switch {
+	case cred.Realm != a.cfg.Realm:
+		res.Outcome, res.Reason = Rejected, "realm "+cred.Realm+" is not "+a.cfg.Realm
+		return res
+	case !offered:
+		res.Outcome, res.Reason = Rejected, "algorithm "+alg+" was not offered"
+		return res
+	}
+	now := a.clock.Now()
+	if o := a.checkNonce(cred.Nonce, now); o != OK {
+		res.Outcome, res.Reason = o, "nonce expired or not issued here"
+		return res
+	}
+	pw, known := password(cred.Username)
+	if !known {
+		res.Outcome = UnknownUser
+		return res
+	}
+	chal := &digest.Challenge{Realm: cred.Realm, Nonce: cred.Nonce, Algorithm: cred.Algorithm}
+	if cred.QOP != "" {
+		if !strings.EqualFold(cred.QOP, "auth") || cred.Cnonce == "" || cred.Nc <= 0 {
+			res.Outcome, res.Reason = Rejected, "qop must be auth with cnonce and nc"
+			return res
+		}
+		chal.QOP = []string{"auth"}
+	}
+	want, err := digest.Digest(chal, digest.Options{
+		Method: method, URI: cred.URI, Username: cred.Username, Password: pw,
+		Cnonce: cred.Cnonce, Count: cred.Nc,
+	})
+	if err != nil || subtle.ConstantTimeCompare([]byte(want.Response), []byte(strings.ToLower(cred.Response))) != 1 {
+		res.Outcome, res.Reason = Rejected, "wrong password"
+		return res
+	}
+	if cred.QOP != "" && !a.advance(cred.Nonce, uint32(cred.Nc)) {
+		res.Outcome, res.Reason = Stale, "nonce count replayed"
+		return res
+	}
+	res.Outcome = OK
+	return res
+}
+
+// advance records nc for the nonce; false when it does not exceed the highest seen.
+func (a *Authenticator) advance(nonce string, nc uint32) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if nc <= a.seen[nonce] {
+		return false
+	}
+	a.seen[nonce] = nc
+	return true
+}
+
+// Sweep forgets the counts of nonces past their lifetime; call it periodically.
+func (a *Authenticator) Sweep() int {
+	now := a.clock.Now()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	n := 0
+	for nonce := range a.seen {
+		if a.checkNonce(nonce, now) != OK {
+			delete(a.seen, nonce)
+			n++
+		}
+	}
+	return n
+}

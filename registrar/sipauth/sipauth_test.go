@@ -1,0 +1,186 @@
+package sipauth
+
+import (
+	"crypto/md5"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"hash"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jonboulle/clockwork"
+)
+
+var users = func(u string) (string, bool) {
+	switch u {
+	case "alice", "alice@contoso.com":
+		return "secret", true
+	}
+	return "", false
+}
+
+func newAuth(t *testing.T, clock clockwork.Clock, algs ...string) *Authenticator {
+	t.Helper()
+	if len(algs) == 0 {
+		algs = []string{"MD5", "SHA-256"}
+	}
+	a, err := New(Config{Realm: "contoso.com", Algorithms: algs, NonceLifetime: time.Hour}, WithClock(clock))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+var nonceRE = regexp.MustCompile(`nonce="([^"]+)"`)
+
+// answer computes a response the way a client does, independently of the package under test.
+func answer(alg, user, pass, realm, nonce, method, uri string, nc int, qop bool) string {
+	var h func() hash.Hash = md5.New
+	if alg == "SHA-256" {
+		h = sha256.New
+	}
+	sum := func(s string) string { x := h(); x.Write([]byte(s)); return hex.EncodeToString(x.Sum(nil)) }
+	ha1, ha2 := sum(user+":"+realm+":"+pass), sum(method+":"+uri)
+	if !qop {
+		return fmt.Sprintf(`Digest username="%s", realm="%s", nonce="%s", uri="%s", response="%s", algorithm=%s`,
+			user, realm, nonce, uri, sum(ha1+":"+nonce+":"+ha2), alg)
+	}
+	ncs, cnonce := fmt.Sprintf("%08x", nc), "0a4f113b"
+	resp := sum(strings.Join([]string{ha1, nonce, ncs, cnonce, "auth", ha2}, ":"))
+	return fmt.Sprintf(`Digest username="%s", realm="%s", nonce="%s", uri="%s", response="%s", algorithm=%s, cnonce="%s", nc=%s, qop=auth`,
+		user, realm, nonce, uri, resp, alg, cnonce, ncs)
+}
+
+func nonceOf(t *testing.T, a *Authenticator) string {
+	t.Helper()
+	m := nonceRE.FindStringSubmatch(a.Challenges(false)[0])
+	if m == nil {
+		t.Fatal("no nonce in challenge")
+	}
+	return m[1]
+}
+
+func TestNoncesAreUnique(t *testing.T) {
+	a := newAuth(t, clockwork.NewFakeClock()) // the clock never moves
+	if nonceOf(t, a) == nonceOf(t, a) {
+		t.Fatal("two nonces issued at the same instant are equal")
+	}
+}
+
+func TestChallengesOfferEachAlgorithmWithQopAuth(t *testing.T) {
+	a := newAuth(t, clockwork.NewFakeClock())
+	ch := a.Challenges(false)
+	if len(ch) != 2 || !strings.Contains(ch[0], "algorithm=MD5") || !strings.Contains(ch[1], "algorithm=SHA-256") {
+		t.Fatalf("challenges = %q", ch)
+	}
+	for _, c := range ch {
+		for _, want := range []string{`Digest realm="contoso.com"`, `qop="auth"`, `nonce="`} {
+			if !strings.Contains(c, want) {
+				t.Errorf("%q lacks %q", c, want)
+			}
+		}
+		if strings.Contains(c, "stale") {
+			t.Errorf("fresh challenge says stale: %q", c)
+		}
+	}
+	if !strings.Contains(a.Challenges(true)[0], "stale=true") {
+		t.Error("stale challenge lacks stale=true")
+	}
+	// Nothing in a challenge depends on the user: two challenges differ only by nonce.
+	strip := func(s string) string { return nonceRE.ReplaceAllString(s, "") }
+	if strip(a.Challenges(false)[0]) != strip(ch[0]) {
+		t.Error("challenges differ beyond the nonce")
+	}
+}
+
+func TestVerify(t *testing.T) {
+	clock := clockwork.NewFakeClock()
+	a := newAuth(t, clock)
+	other := newAuth(t, clock)
+	n := nonceOf(t, a)
+	for _, tc := range []struct {
+		name  string
+		authz string
+		want  Outcome
+	}{
+		{"missing", "", Missing},
+		{"md5 qop auth", answer("MD5", "alice", "secret", "contoso.com", n, "REGISTER", "sip:contoso.com", 1, true), OK},
+		{"replayed nc", answer("MD5", "alice", "secret", "contoso.com", n, "REGISTER", "sip:contoso.com", 1, true), Stale},
+		{"next nc", answer("MD5", "alice", "secret", "contoso.com", n, "REGISTER", "sip:contoso.com", 2, true), OK},
+		{"sha-256", answer("SHA-256", "alice", "secret", "contoso.com", nonceOf(t, a), "REGISTER", "sip:127.0.1.1", 1, true), OK},
+		{"full aor as username", answer("MD5", "alice@contoso.com", "secret", "contoso.com", nonceOf(t, a), "REGISTER", "sip:contoso.com", 1, true), OK},
+		{"no qop (RFC 2069)", answer("MD5", "alice", "secret", "contoso.com", nonceOf(t, a), "REGISTER", "sip:contoso.com", 0, false), OK},
+		{"wrong password", answer("MD5", "alice", "guess", "contoso.com", nonceOf(t, a), "REGISTER", "sip:contoso.com", 1, true), Rejected},
+		{"wrong method", strings.Replace(answer("MD5", "alice", "secret", "contoso.com", nonceOf(t, a), "INVITE", "sip:contoso.com", 1, true), "x", "x", 1), Rejected},
+		{"unknown user", answer("MD5", "mallory", "x", "contoso.com", nonceOf(t, a), "REGISTER", "sip:contoso.com", 1, true), UnknownUser},
+		{"foreign nonce", answer("MD5", "alice", "secret", "contoso.com", nonceOf(t, other), "REGISTER", "sip:contoso.com", 1, true), Rejected},
+		{"garbage nonce", answer("MD5", "alice", "secret", "contoso.com", "!!!", "REGISTER", "sip:contoso.com", 1, true), Rejected},
+		{"wrong realm", answer("MD5", "alice", "secret", "fabrikam.com", nonceOf(t, a), "REGISTER", "sip:contoso.com", 1, true), Rejected},
+		{"not digest", "Basic YWxpY2U6c2VjcmV0", Malformed},
+		{"unparsable", `Digest username="alice", realm=`, Malformed},
+		{"no response", `Digest username="alice", realm="contoso.com", nonce="x", uri="sip:c"`, Malformed},
+		{"qop without cnonce", strings.Replace(answer("MD5", "alice", "secret", "contoso.com", nonceOf(t, a), "REGISTER", "sip:contoso.com", 1, true), `cnonce="0a4f113b", `, "", 1), Rejected},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := a.Verify("REGISTER", tc.authz, users)
+			if r.Outcome != tc.want {
+				t.Fatalf("outcome %s (%s), want %s", r.Outcome, r.Reason, tc.want)
+			}
+		})
+	}
+}
+
+func TestStaleAfterLifetimeAndSweep(t *testing.T) {
+	clock := clockwork.NewFakeClock()
+	a := newAuth(t, clock)
+	n := nonceOf(t, a)
+	if r := a.Verify("REGISTER", answer("MD5", "alice", "secret", "contoso.com", n, "REGISTER", "sip:c", 1, true), users); r.Outcome != OK {
+		t.Fatalf("fresh: %s", r.Outcome)
+	}
+	clock.Advance(time.Hour + time.Second)
+	if r := a.Verify("REGISTER", answer("MD5", "alice", "secret", "contoso.com", n, "REGISTER", "sip:c", 2, true), users); r.Outcome != Stale {
+		t.Fatalf("after the lifetime: %s, want stale", r.Outcome)
+	}
+	if got := a.Sweep(); got != 1 {
+		t.Fatalf("Sweep forgot %d nonces, want 1", got)
+	}
+}
+
+func TestAlgorithmNotOffered(t *testing.T) {
+	a := newAuth(t, clockwork.NewFakeClock(), "MD5")
+	if ch := a.Challenges(false); len(ch) != 1 {
+		t.Fatalf("challenges %q", ch)
+	}
+	r := a.Verify("REGISTER", answer("SHA-256", "alice", "secret", "contoso.com", nonceOf(t, a), "REGISTER", "sip:c", 1, true), users)
+	if r.Outcome != Rejected {
+		t.Fatalf("SHA-256 not offered but %s", r.Outcome)
+	}
+}
+
+func TestBadConfig(t *testing.T) {
+	for _, c := range []Config{
+		{Algorithms: []string{"MD5"}, NonceLifetime: time.Hour},
+		{Realm: "r", NonceLifetime: time.Hour},
+		{Realm: "r", Algorithms: []string{"SHA-1"}, NonceLifetime: time.Hour},
+		{Realm: "r", Algorithms: []string{"MD5"}},
+	} {
+		if _, err := New(c); err == nil {
+			t.Errorf("New(%+v) succeeded", c)
+		}
+	}
+}
+
+func BenchmarkVerify(b *testing.B) {
+	a, _ := New(Config{Realm: "contoso.com", Algorithms: []string{"MD5"}, NonceLifetime: time.Hour})
+	n := nonceRE.FindStringSubmatch(a.Challenges(false)[0])[1]
+	authz := answer("MD5", "alice", "secret", "contoso.com", n, "REGISTER", "sip:c", 0, false)
+	b.ReportAllocs()
+	for b.Loop() {
+		if r := a.Verify("REGISTER", authz, users); r.Outcome != OK {
+			b.Fatal(r.Outcome)
+		}
+	}
+}
