@@ -29,12 +29,14 @@ type Binding struct {
 	Instance string // +sip.instance value, such as "<urn:uuid:...>"
 	RegID    int    // reg-id, 0 when absent
 	Q        string // q-value as sent, "" when absent
-	CallID   string
-	CSeq     uint32
-	Expires  time.Time
-	Added    time.Time
-	Flow     Flow
-	Path     []string
+	// Params are the contact's header parameters as sent, without expires, echoed in the 200.
+	Params  string
+	CallID  string
+	CSeq    uint32
+	Expires time.Time
+	Added   time.Time
+	Flow    Flow
+	Path    []string
 	// UserAgent is the client's User-Agent header, for display.
 	UserAgent string
 }
@@ -111,6 +113,7 @@ type ContactSpec struct {
 	Q        string
 	Instance string
 	RegID    int
+	Params   string // header parameters without expires
 }
 
 // Request is what a REGISTER asks for.
@@ -199,7 +202,7 @@ func Apply(aor string, old *Record, req Request, pol Policy, now time.Time) Resu
 			continue
 		}
 		b := Binding{
-			Contact: c.URI, Key: c.Key, Instance: c.Instance, RegID: c.RegID, Q: c.Q,
+			Contact: c.URI, Key: c.Key, Instance: c.Instance, RegID: c.RegID, Q: c.Q, Params: c.Params,
 			CallID: req.CallID, CSeq: req.CSeq, Expires: now.Add(life), Added: now,
 			Flow: req.Flow, Path: req.Path, UserAgent: req.UserAgent,
 		}

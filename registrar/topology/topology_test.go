@@ -62,6 +62,14 @@ func TestDefaultTopology(t *testing.T) {
 			t.Errorf("Lookup(%q) found %+v", aor, u)
 		}
 	}
+	for _, aor := range []string{"sip:user00042@127.0.1.100", "user00042@pool-a.contoso.com", "user00042@fe02.pool-a.contoso.com", "user00042@[::1]"} {
+		if u, ok := top.LookupUser(aor); !ok || u.AOR != "user00042@contoso.com" {
+			t.Errorf("LookupUser(%q) = %+v, %v", aor, u, ok)
+		}
+	}
+	if _, ok := top.LookupUser("user00042@fabrikam.com"); ok {
+		t.Error("LookupUser mapped a foreign domain")
+	}
 	if top.SIP.ExpiresMin != 300*time.Second || top.SIP.ExpiresMax != 900*time.Second || top.SIP.ExpiresDefault != 600*time.Second {
 		t.Errorf("expires = %+v", top.SIP)
 	}

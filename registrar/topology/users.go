@@ -2,6 +2,7 @@ package topology
 
 import (
 	"fmt"
+	"net/netip"
 	"sort"
 	"strconv"
 	"strings"
@@ -91,10 +92,15 @@ func NormalizeAOR(s string) string {
 	if at <= 0 || at == len(s)-1 {
 		return ""
 	}
-	if i := strings.IndexByte(s[at:], ':'); i >= 0 { // drop a port
-		s = s[:at+i]
+	host := s[at+1:]
+	if strings.HasPrefix(host, "[") { // IPv6 literal, maybe with a port
+		if i := strings.IndexByte(host, ']'); i >= 0 {
+			host = host[:i+1]
+		}
+	} else if i := strings.IndexByte(host, ':'); i >= 0 { // drop a port
+		host = host[:i]
 	}
-	return strings.ToLower(s)
+	return strings.ToLower(s[:at+1] + host)
 }
 
 // Lookup finds a user by AOR (any form NormalizeAOR accepts).
@@ -112,6 +118,39 @@ func (d *Directory) Lookup(aor string) (User, bool) {
 		}
 	}
 	return User{}, false
+}
+
+// LookupUser finds a user like Directory.Lookup, and also when the address names the emulator
+// itself instead of the SIP domain (sip:user00042@127.0.1.100, sip:user00042@pool-a.contoso.com),
+// as softphones configured with a server address do: then user@Domain is looked up.
+func (t *Topology) LookupUser(aor string) (User, bool) {
+	if u, ok := t.Users.Lookup(aor); ok {
+		return u, true
+	}
+	key := NormalizeAOR(aor)
+	at := strings.LastIndexByte(key, '@')
+	if at < 0 || !t.local(key[at+1:]) {
+		return User{}, false
+	}
+	return t.Users.Lookup(key[:at] + "@" + t.Domain)
+}
+
+// local reports whether host is an IP literal or one of the topology's own names.
+func (t *Topology) local(host string) bool {
+	if _, err := netip.ParseAddr(strings.Trim(host, "[]")); err == nil {
+		return true
+	}
+	for _, p := range t.Pools {
+		if p.FQDN == host || p.FrontDoor != nil && p.FrontDoor.FQDN == host {
+			return true
+		}
+		for _, fe := range p.FrontEnds {
+			if fe.FQDN == host {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // Count is the number of users.

@@ -1,0 +1,137 @@
+// Command fepool emulates Lync Server 2013 / Skype for Business Front End pools as real SIP
+// registrars on loopback, and drives and inspects them.
+//
+//	fepool serve            run the emulator (the embedded default topology, or --config FILE)
+//	fepool ctl CMDLET ...   call the admin API with Lync cmdlet names
+//	fepool version          print the version
+//
+// Only this package touches flags, environment, standard streams, signals and exit codes, so a
+// whole CLI run can be tested in-process through run.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+)
+
+// Exit codes.
+const (
+	exitOK       = 0
+	exitError    = 1 // the command failed
+	exitUsage    = 2 // bad flags or arguments
+	exitConfig   = 3 // the topology is invalid
+	exitAPIError = 4 // the admin API refused the request
+)
+
+// exitError carries an exit code through cobra.
+type codeError struct {
+	code int
+	err  error
+}
+
+func (e *codeError) Error() string { return e.err.Error() }
+func (e *codeError) Unwrap() error { return e.err }
+
+func withCode(code int, err error) error {
+	if err == nil {
+		return nil
+	}
+	return &codeError{code: code, err: err}
+}
+
+// env is what a run may touch of the outside world.
+type env struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	getenv         func(string) string
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], env{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv})
+	stop()
+	os.Exit(code)
+}
+
+// run executes one command line and returns the exit code.
+func run(ctx context.Context, args []string, e env) int {
+	cobra.EnableCaseInsensitive = true // cmdlet names, as in PowerShell
+	root := &cobra.Command{
+		Use:   "fepool",
+		Short: "Lync Server 2013 / Skype for Business Front End pool emulator",
+		Long: `fepool runs Front End pools as real SIP registrars on loopback: routing groups with
+primary and backup registrars, pool quorum, 301 redirects to the home server, digest auth, and
+the admin cmdlets (Get-CsUserPoolInfo, Get-CsPoolFabricState, Reset-CsPoolRegistrarState).
+
+Start the emulator with the embedded default topology (two paired pools, 20,000 users):
+  fepool serve
+then, from another terminal:
+  fepool ctl Get-CsUserPoolInfo -Identity sip:user00042@contoso.com
+  fepool ctl crash fe01.pool-a.contoso.com`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetIn(e.stdin)
+	root.SetOut(e.stdout)
+	root.SetErr(e.stderr)
+	root.AddCommand(serveCmd(e), ctlCmd(e), versionCmd(e))
+	root.SetArgs(powershellArgs(args))
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return withCode(exitUsage, fmt.Errorf("%w\nrun '%s --help' for usage", err, c.CommandPath()))
+	})
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return exitOK
+	}
+	fmt.Fprintln(e.stderr, "fepool:", err)
+	var ce *codeError
+	if errors.As(err, &ce) {
+		return ce.code
+	}
+	if isUsageError(err) {
+		return exitUsage
+	}
+	return exitError
+}
+
+// isUsageError recognises cobra's own argument errors.
+func isUsageError(err error) bool {
+	msg := err.Error()
+	for _, p := range []string{"unknown command", "unknown flag", "unknown shorthand", "accepts ", "requires at least", "invalid argument"} {
+		if strings.Contains(msg, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// powershellArgs lets cmdlet parameters be written as in PowerShell: -Identity X becomes
+// --Identity X and -Verbose:$true becomes --Verbose=true.
+func powershellArgs(args []string) []string {
+	out := make([]string, 0, len(args))
+	for _, a := range args {
+		if a == "--" {
+			out = append(out, args[len(out):]...)
+			break
+		}
+		if len(a) >= 3 && a[0] == '-' && a[1] != '-' && isLetter(a[1]) {
+			name, val, hasVal := strings.Cut(a[1:], ":")
+			a = "--" + name
+			if hasVal {
+				a += "=" + strings.TrimPrefix(strings.ToLower(val), "$")
+			}
+		}
+		out = append(out, a)
+	}
+	return out
+}
+
+func isLetter(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' }

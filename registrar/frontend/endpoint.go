@@ -1,0 +1,355 @@
+package frontend
+
+import (
+	"bytes"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"runtime/debug"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+	"github.com/pion/stun/v2"
+	"github.com/rs/zerolog"
+	"golang.org/x/time/rate"
+
+	"github.com/fepool/fepool/registrar/metrics"
+	"github.com/fepool/fepool/registrar/topology"
+)
+
+// Options are the settings every listener set shares.
+type Options struct {
+	Log        zerolog.Logger
+	Metrics    *metrics.Metrics
+	TLS        *tls.Config // nil: TLS ports are not served
+	Limits     topology.Limits
+	RetryAfter time.Duration
+	// IdleTimeout closes a TCP/TLS connection that sent nothing for this long (0: never).
+	IdleTimeout time.Duration
+	Server      string // Server header
+	// Trace logs every SIP message (sipgo's wire tracing) at debug level.
+	Trace bool
+}
+
+// handler serves one request.
+type handler = func(req *sip.Request, tx sip.ServerTransaction)
+
+// endpoint is one listener set: the sockets of a Front End or front door and the sipgo stack
+// serving them. It can be started, stopped and started again on the same ports.
+type endpoint struct {
+	name     string
+	addr     netip.Addr
+	ports    topology.Ports // after the first start: the ports actually bound
+	opts     Options
+	m        *metrics.Listener
+	log      zerolog.Logger
+	handlers map[sip.RequestMethod]handler
+
+	mu       sync.Mutex
+	running  bool
+	socks    *sockets
+	ua       *sipgo.UserAgent
+	srv      *sipgo.Server
+	client   *sipgo.Client
+	serving  sync.WaitGroup // listener goroutines
+	inflight sync.WaitGroup // handlers
+	slots    chan struct{}
+	limiter  *sourceLimiter
+}
+
+func newEndpoint(name string, addr netip.Addr, ports topology.Ports, opts Options, component string) *endpoint {
+	e := &endpoint{
+		name:     name,
+		addr:     addr,
+		ports:    ports,
+		opts:     opts,
+		m:        opts.Metrics.Listener(name),
+		log:      opts.Log.With().Str("component", component).Str("listener", name).Logger(),
+		handlers: map[sip.RequestMethod]handler{},
+	}
+	if opts.TLS == nil {
+		e.ports.TLS = 0
+	}
+	return e
+}
+
+// ErrRunning is returned when starting a started listener set.
+var ErrRunning = errors.New("already running")
+
+// start binds the sockets and serves them.
+func (e *endpoint) start() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.running {
+		return ErrRunning
+	}
+	socks, err := bind(e.addr, e.ports, connLimits{perIP: e.opts.Limits.MaxConnsPerIP, idle: e.opts.IdleTimeout, gauge: e.m.Conns, dropped: e.m.Dropped})
+	if err != nil {
+		return err
+	}
+	e.ports = socks.addrs.Ports() // a restart rebinds the same ports
+	slog := newSipgoLogger(e.log.With().Str("component", "sipgo").Logger(), e.opts.Trace, e.m.Parse.Inc)
+	if e.opts.Limits.PerSourceRate > 0 {
+		e.limiter = newSourceLimiter(e.opts.Limits.PerSourceRate)
+	}
+	ua, err := sipgo.NewUA(
+		sipgo.WithUserAgent(e.opts.Server),
+		sipgo.WithUserAgentHostname(e.addr.String()),
+		sipgo.WithUserAgenTLSConfig(e.opts.TLS),
+		sipgo.WithUserAgentTransportLayerOptions(
+			sip.WithTransportLayerLogger(slog),
+			sip.WithTransportLayerReadFilter(e.readFilter(socks.udp)),
+		),
+		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(slog)),
+	)
+	if err != nil {
+		socks.close(false)
+		return fmt.Errorf("%s: sip stack: %w", e.name, err)
+	}
+	srv, err := sipgo.NewServer(ua, sipgo.WithServerLogger(slog))
+	if err != nil {
+		ua.Close()
+		socks.close(false)
+		return fmt.Errorf("%s: sip server: %w", e.name, err)
+	}
+	client, err := sipgo.NewClient(ua, sipgo.WithClientHostname(e.addr.String()), sipgo.WithClientLogger(slog))
+	if err != nil {
+		ua.Close()
+		socks.close(false)
+		return fmt.Errorf("%s: sip client: %w", e.name, err)
+	}
+	e.slots = make(chan struct{}, max(1, e.opts.Limits.MaxInFlight))
+	for method, h := range e.handlers {
+		srv.OnRequest(method, e.wrap(method, h))
+	}
+	srv.OnNoRoute(e.wrap("", e.noRoute))
+	e.socks, e.ua, e.srv, e.client, e.running = socks, ua, srv, client, true
+
+	serve := func(what string, f func() error) {
+		e.serving.Add(1)
+		go func() {
+			defer e.serving.Done()
+			if err := f(); err != nil && !errors.Is(err, net.ErrClosed) {
+				e.log.Warn().Err(err).Str("transport", what).Msg("listener stopped")
+			}
+		}()
+	}
+	if socks.udp != nil {
+		serve("udp", func() error { return srv.ServeUDP(socks.udp) })
+	}
+	if socks.tcp != nil {
+		serve("tcp", func() error { return srv.ServeTCP(socks.tcp) })
+	}
+	if socks.tls != nil {
+		serve("tls", func() error { return srv.ServeTLS(tlsListener(socks.tls, e.opts.TLS)) })
+	}
+	e.log.Debug().Str("udp", fmtAddr(socks.addrs.UDP)).Str("tcp", fmtAddr(socks.addrs.TCP)).Str("tls", fmtAddr(socks.addrs.TLS)).Msg("listening")
+	return nil
+}
+
+func fmtAddr(a netip.AddrPort) string {
+	if !a.IsValid() {
+		return "-"
+	}
+	return a.String()
+}
+
+// stop closes the listeners and every connection (RST when abrupt), ends the SIP stack and waits
+// for its goroutines and in-flight handlers.
+func (e *endpoint) stop(abrupt bool) {
+	e.mu.Lock()
+	if !e.running {
+		e.mu.Unlock()
+		return
+	}
+	e.running = false
+	socks, ua := e.socks, e.ua
+	e.mu.Unlock()
+
+	socks.close(abrupt)
+	e.serving.Wait()
+	done := make(chan struct{})
+	go func() { e.inflight.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		e.log.Warn().Msg("handlers still running 5s after stop")
+	}
+	ua.Close()
+}
+
+// addrs returns the bound addresses (zero when stopped).
+func (e *endpoint) addrs() Addrs {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.socks == nil || !e.running {
+		return Addrs{}
+	}
+	return e.socks.addrs
+}
+
+// boundPorts returns the ports bound at the last start (the configured ones before that).
+func (e *endpoint) boundPorts() topology.Ports {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.ports
+}
+
+// sipClient returns the running stack's client, or nil.
+func (e *endpoint) sipClient() *sipgo.Client {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !e.running {
+		return nil
+	}
+	return e.client
+}
+
+// wrap adds to a handler what every request needs: counting, the in-flight bound (503 beyond
+// it), panic containment, and the end of the transaction.
+func (e *endpoint) wrap(method sip.RequestMethod, h handler) sipgo.RequestHandler {
+	return func(req *sip.Request, tx sip.ServerTransaction) {
+		e.m.Request(string(req.Method))
+		select {
+		case e.slots <- struct{}{}:
+		default:
+			e.m.Dropped("overload")
+			if !req.IsAck() {
+				res := e.response(req, 503, "Service Unavailable")
+				res.AppendHeader(sip.NewHeader("Retry-After", fmt.Sprint(int(e.opts.RetryAfter/time.Second))))
+				_ = tx.Respond(res)
+			}
+			return
+		}
+		e.inflight.Add(1)
+		defer func() {
+			<-e.slots
+			e.inflight.Done()
+			if r := recover(); r != nil {
+				e.log.Error().Interface("panic", r).Str("method", string(req.Method)).Bytes("stack", debug.Stack()).Msg("handler panicked; answered 500")
+				_ = tx.Respond(e.response(req, 500, "Server Internal Error"))
+			}
+		}()
+		h(req, tx)
+	}
+}
+
+// noRoute answers methods the listener does not serve: nothing for ACK, 405 for the rest.
+func (e *endpoint) noRoute(req *sip.Request, tx sip.ServerTransaction) {
+	if req.IsAck() {
+		return
+	}
+	res := e.response(req, 405, "Method Not Allowed")
+	res.AppendHeader(sip.NewHeader("Allow", e.allow()))
+	_ = tx.Respond(res)
+}
+
+func (e *endpoint) allow() string {
+	methods := make([]string, 0, len(e.handlers))
+	for m := range e.handlers {
+		methods = append(methods, string(m))
+	}
+	slices.Sort(methods)
+	return strings.Join(methods, ", ")
+}
+
+// response builds a response carrying the Server header, and adds received= to the top Via when
+// the sent-by host is not the packet's source (RFC 3261 §18.2.1; sipgo only does it with rport).
+func (e *endpoint) response(req *sip.Request, code int, reason string) *sip.Response {
+	res := sip.NewResponseFromRequest(req, code, reason, nil)
+	res.AppendHeader(sip.NewHeader("Server", e.opts.Server))
+	if via := res.Via(); via != nil && !via.Params.Has("received") {
+		if host, _, err := net.SplitHostPort(req.Source()); err == nil && host != via.Host {
+			via.Params.Add("received", host)
+		}
+	}
+	return res
+}
+
+// readFilter sees every datagram and TCP read before sipgo parses it: it answers STUN Binding
+// requests on the SIP UDP socket (RFC 5626 keep-alive), counts and drops CRLF keep-alives, and
+// enforces the per-source rate limit on UDP.
+func (e *endpoint) readFilter(udp *net.UDPConn) sip.TransportReadFilter {
+	return func(p sip.TransportReadProps, data []byte) ([]byte, error) {
+		if p.Transport != "UDP" {
+			return data, nil
+		}
+		if len(bytes.Trim(data, "\r\n")) == 0 {
+			e.m.CRLF.Inc()
+			return nil, nil
+		}
+		if udp != nil && stun.IsMessage(data) {
+			e.answerSTUN(udp, p, data)
+			return nil, nil
+		}
+		if e.limiter != nil && !e.limiter.allow(p.RemoteAddr.String()) {
+			e.m.Dropped("rate_limit")
+			return nil, nil
+		}
+		return data, nil
+	}
+}
+
+func (e *endpoint) answerSTUN(udp *net.UDPConn, p sip.TransportReadProps, data []byte) {
+	req := &stun.Message{Raw: append([]byte(nil), data...)}
+	if err := req.Decode(); err != nil || req.Type != stun.BindingRequest {
+		e.m.Dropped("not_sip")
+		return
+	}
+	ra, ok := p.RemoteAddr.(*net.UDPAddr)
+	if !ok {
+		return
+	}
+	res, err := stun.Build(stun.NewTransactionIDSetter(req.TransactionID), stun.BindingSuccess,
+		&stun.XORMappedAddress{IP: ra.IP, Port: ra.Port}, stun.Fingerprint)
+	if err != nil {
+		return
+	}
+	if _, err := udp.WriteTo(res.Raw, ra); err == nil {
+		e.m.STUN.Inc()
+	}
+}
+
+// sourceLimiter is a token bucket per source address, forgetting sources idle for a minute.
+type sourceLimiter struct {
+	perSec int
+	mu     sync.Mutex
+	m      map[string]*sourceBucket
+	swept  time.Time
+}
+
+type sourceBucket struct {
+	lim  *rate.Limiter
+	seen time.Time
+}
+
+func newSourceLimiter(perSec int) *sourceLimiter {
+	return &sourceLimiter{perSec: perSec, m: map[string]*sourceBucket{}, swept: time.Now()}
+}
+
+func (s *sourceLimiter) allow(src string) bool {
+	now := time.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if now.Sub(s.swept) > time.Minute {
+		for k, b := range s.m {
+			if now.Sub(b.seen) > time.Minute {
+				delete(s.m, k)
+			}
+		}
+		s.swept = now
+	}
+	b, ok := s.m[src]
+	if !ok {
+		b = &sourceBucket{lim: rate.NewLimiter(rate.Limit(s.perSec), s.perSec)}
+		s.m[src] = b
+	}
+	b.seen = now
+	return b.lim.AllowN(now, 1)
+}

@@ -1,0 +1,254 @@
+package frontend
+
+import (
+	"context"
+	"encoding/base64"
+	"fmt"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/fepool/fepool/registrar/sipauth"
+	"github.com/fepool/fepool/registrar/topology"
+)
+
+// FrontDoorConfig is what a front door needs besides the shared Options.
+type FrontDoorConfig struct {
+	FrontDoor *topology.FrontDoor
+	Cluster   Cluster
+	Auth      *sipauth.Authenticator
+	// Timeout bounds a proxied transaction (default 8 s).
+	Timeout time.Duration
+}
+
+// FrontDoor is a pool's front door: the address the pool FQDN resolves to. In redirect mode it
+// authenticates and answers 301 with the user's current registrar, as a Lync Director does; in
+// proxy mode it forwards the REGISTER there, adding a Path, for clients that do not follow 3xx.
+type FrontDoor struct {
+	ep      *endpoint
+	fd      *topology.FrontDoor
+	cl      Cluster
+	auth    *sipauth.Authenticator
+	timeout time.Duration
+}
+
+// NewFrontDoor returns a stopped front door.
+func NewFrontDoor(cfg FrontDoorConfig, opts Options) *FrontDoor {
+	d := &FrontDoor{
+		ep:      newEndpoint("frontdoor."+cfg.FrontDoor.FQDN, cfg.FrontDoor.Address, cfg.FrontDoor.Ports, opts, "frontdoor"),
+		fd:      cfg.FrontDoor,
+		cl:      cfg.Cluster,
+		auth:    cfg.Auth,
+		timeout: cfg.Timeout,
+	}
+	if d.timeout <= 0 {
+		d.timeout = 8 * time.Second
+	}
+	d.ep.handlers[sip.REGISTER] = d.onRegister
+	d.ep.handlers[sip.OPTIONS] = d.onOptions
+	return d
+}
+
+// Start binds and serves.
+func (d *FrontDoor) Start() error { return d.ep.start() }
+
+// Stop closes listeners and connections.
+func (d *FrontDoor) Stop() { d.ep.stop(false) }
+
+// Addrs returns the bound addresses.
+func (d *FrontDoor) Addrs() Addrs { return d.ep.addrs() }
+
+func (d *FrontDoor) onOptions(req *sip.Request, tx sip.ServerTransaction) {
+	res := d.ep.response(req, 200, "OK")
+	res.AppendHeader(sip.NewHeader("Allow", "REGISTER, OPTIONS"))
+	_ = tx.Respond(res)
+}
+
+func (d *FrontDoor) onRegister(req *sip.Request, tx sip.ServerTransaction) {
+	start := time.Now()
+	var res *sip.Response
+	if d.fd.Mode == topology.ModeProxy {
+		res = d.proxy(req, tx)
+	} else {
+		res = d.redirect(req)
+	}
+	if res != nil {
+		if err := tx.Respond(res); err != nil {
+			d.ep.log.Debug().Err(err).Msg("sending REGISTER response failed")
+		}
+	}
+	code := 0
+	if res != nil {
+		code = res.StatusCode
+	}
+	d.ep.m.Response(code)
+	d.ep.m.Latency.Observe(time.Since(start).Seconds())
+}
+
+func (d *FrontDoor) redirect(req *sip.Request) *sip.Response {
+	aor, err := aorOf(req)
+	if err != nil {
+		return bad(d.ep, req, err)
+	}
+	if u, known := d.cl.Lookup(aor); !known || !u.NoAuth {
+		if res := authenticate(d.ep, d.auth, d.cl, req, u.AOR, d.fd.FQDN); res != nil {
+			return res
+		}
+	}
+	route := d.cl.FrontDoorRoute(d.fd, aor, req.Transport())
+	switch route.Kind {
+	case Redirect, Forward:
+		return redirect(d.ep, req, route.Targets)
+	default:
+		return unavailable(d.ep, req, route.Diag, d.fd.FQDN)
+	}
+}
+
+// proxy forwards the REGISTER to the user's current registrar and relays its final response
+// (following one redirect if the fabric moved meanwhile). It returns the response to send, or nil
+// when the client's transaction is over.
+func (d *FrontDoor) proxy(req *sip.Request, tx sip.ServerTransaction) *sip.Response {
+	aor, err := aorOf(req)
+	if err != nil {
+		return bad(d.ep, req, err)
+	}
+	if mf := req.MaxForwards(); mf != nil && mf.Val() <= 1 {
+		return d.ep.response(req, 483, "Too Many Hops")
+	}
+	route := d.cl.FrontDoorRoute(d.fd, aor, req.Transport())
+	if route.Kind == Unavailable {
+		return unavailable(d.ep, req, route.Diag, d.fd.FQDN)
+	}
+	client := d.ep.sipClient()
+	if client == nil || len(route.Targets) == 0 {
+		return unavailable(d.ep, req, DiagCannotRoute, d.fd.FQDN)
+	}
+	target := route.Targets[0]
+	ctx, cancel := context.WithTimeout(context.Background(), d.timeout)
+	defer cancel()
+	for hop := 0; hop < 3; hop++ {
+		res, err := d.forward(ctx, client, req, target)
+		if err != nil {
+			d.ep.log.Debug().Err(err).Str("target", target.Addr.String()).Msg("proxied REGISTER got no answer")
+			return d.ep.response(req, 408, "Request Timeout")
+		}
+		if res.StatusCode == 301 || res.StatusCode == 302 {
+			if next, ok := firstContact(res); ok && hop < 2 {
+				target = next
+				continue
+			}
+		}
+		return d.relay(req, res)
+	}
+	return unavailable(d.ep, req, DiagCannotRoute, d.fd.FQDN)
+}
+
+// forward sends a copy of req to target as a new client transaction and waits for its final
+// response.
+func (d *FrontDoor) forward(ctx context.Context, client *sipgo.Client, req *sip.Request, target Target) (*sip.Response, error) {
+	fwd := req.Clone()
+	if mf := fwd.MaxForwards(); mf != nil {
+		mf.Dec()
+	}
+	if !hasPath(fwd, d.pathURI(req)) {
+		fwd.PrependHeader(sip.NewHeader("Path", d.pathURI(req)))
+	}
+	fwd.SetDestination(target.Addr.String())
+	fwd.SetTransport(strings.ToUpper(target.Transport))
+	ftx, err := client.TransactionRequest(ctx, fwd, sipgo.ClientRequestAddVia)
+	if err != nil {
+		return nil, err
+	}
+	defer ftx.Terminate()
+	for {
+		select {
+		case res := <-ftx.Responses():
+			if res.IsProvisional() {
+				continue
+			}
+			return res, nil
+		case <-ftx.Done():
+			return nil, ftx.Err()
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// relay turns the registrar's response into the response to the client: the client's Via and
+// destination, everything else as the registrar sent it.
+func (d *FrontDoor) relay(req *sip.Request, res *sip.Response) *sip.Response {
+	out := sip.NewResponseFromRequest(req, res.StatusCode, res.Reason, res.Body())
+	if to := res.To(); to != nil {
+		out.ReplaceHeader(to)
+	}
+	for _, h := range res.Headers() {
+		switch strings.ToLower(h.Name()) {
+		case "via", "from", "to", "call-id", "cseq", "content-length":
+			continue
+		}
+		out.AppendHeader(h)
+	}
+	return out
+}
+
+// pathURI is the front door's Path entry: a flow token naming the client's flow, so requests
+// for the user can come back through this front door on the same connection (RFC 5626 §5.3).
+func (d *FrontDoor) pathURI(req *sip.Request) string {
+	token := base64.RawURLEncoding.EncodeToString([]byte(req.Transport() + "/" + req.Source()))
+	addr := d.ep.addrs().Get(req.Transport())
+	return fmt.Sprintf("<sip:%s@%s;transport=%s;lr;ob>", token, addr, strings.ToLower(req.Transport()))
+}
+
+func hasPath(req *sip.Request, path string) bool {
+	for _, h := range req.GetHeaders("Path") {
+		if h.Value() == path {
+			return true
+		}
+	}
+	return false
+}
+
+// FlowToken decodes a front door Path user part into the transport and client address.
+func FlowToken(token string) (transport string, addr netip.AddrPort, err error) {
+	raw, err := base64.RawURLEncoding.DecodeString(token)
+	if err != nil {
+		return "", netip.AddrPort{}, err
+	}
+	tp, a, ok := strings.Cut(string(raw), "/")
+	if !ok {
+		return "", netip.AddrPort{}, fmt.Errorf("flow token %q has no transport", token)
+	}
+	addr, err = netip.ParseAddrPort(a)
+	return tp, addr, err
+}
+
+// firstContact returns the highest-q Contact of a redirect as a target.
+func firstContact(res *sip.Response) (Target, bool) {
+	best, bestQ := Target{}, -1.0
+	for _, h := range res.GetHeaders("Contact") {
+		c, ok := h.(*sip.ContactHeader)
+		if !ok {
+			continue
+		}
+		addr, err := netip.ParseAddrPort(fmt.Sprintf("%s:%d", c.Address.Host, c.Address.Port))
+		if err != nil {
+			continue
+		}
+		q := 1.0
+		if v, ok := c.Params.Get("q"); ok {
+			fmt.Sscanf(v, "%g", &q)
+		}
+		tp, _ := c.Address.UriParams.Get("transport")
+		if tp == "" {
+			tp = "udp"
+		}
+		if q > bestQ {
+			best, bestQ = Target{Addr: addr, Transport: strings.ToLower(tp)}, q
+		}
+	}
+	return best, bestQ >= 0
+}
