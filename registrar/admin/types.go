@@ -47,9 +47,9 @@ type FrontDoor struct {
 
 // Pool is a pool's state.
 type Pool struct {
-	FQDN          string `json:"fqdn"`
-	Edition       string `json:"edition"`
-	BackupPool    string `json:"backupPool,omitempty"`
+	FQDN       string `json:"fqdn"`
+	Edition    string `json:"edition"`
+	BackupPool string `json:"backupPool,omitempty"`
 	// FabricState is Stopped, Starting, Started or QuorumLost.
 	FabricState      string     `json:"fabricState"`
 	FrontEnds        []string   `json:"frontEnds"`

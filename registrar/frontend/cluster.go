@@ -48,9 +48,9 @@ type Diagnostic struct {
 
 // Lync diagnostic IDs the emulator uses (DESIGN §4).
 var (
-	DiagUserDoesNotExist      = Diagnostic{1003, "User does not exist"}
-	DiagCannotRoute           = Diagnostic{1007, "Temporarily cannot route"}
-	DiagUserNotFoundInPool    = Diagnostic{4006, "User not found in pool"}
+	DiagUserDoesNotExist       = Diagnostic{1003, "User does not exist"}
+	DiagCannotRoute            = Diagnostic{1007, "Temporarily cannot route"}
+	DiagUserNotFoundInPool     = Diagnostic{4006, "User not found in pool"}
 	DiagCriticalAppsNotRunning = Diagnostic{5000, "Critical applications not running"}
 )
 
