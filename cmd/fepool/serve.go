@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/fepool/fepool/registrar"
+	"github.com/fepool/fepool/registrar/frontend"
 	"github.com/fepool/fepool/registrar/topology"
 )
 
@@ -82,6 +83,7 @@ Stop with Ctrl-C (SIGINT) or SIGTERM.`,
 			if trace {
 				sip.SIPDebug = true
 			}
+			frontend.SetSipgoDefaultLogger(log, trace)
 			if adminToken == "" {
 				adminToken = e.getenv("FEPOOL_ADMIN_TOKEN")
 			}

@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/emiago/sipgo/sip"
+
 	"github.com/rs/zerolog"
 )
 
@@ -64,4 +66,10 @@ func (h *sipgoLog) WithAttrs(as []slog.Attr) slog.Handler {
 
 func (h *sipgoLog) WithGroup(name string) slog.Handler {
 	return &sipgoLog{next: h.next.WithGroup(name), sampled: h.sampled.WithGroup(name), trace: h.trace, onParse: h.onParse}
+}
+
+// SetSipgoDefaultLogger routes what sipgo logs outside any listener (connection bookkeeping of
+// its own) through the same bridge. sipgo wants it called before it is first used.
+func SetSipgoDefaultLogger(zl zerolog.Logger, trace bool) {
+	sip.SetDefaultLogger(newSipgoLogger(zl.With().Str("component", "sipgo").Logger(), trace, nil))
 }
