@@ -1,0 +1,152 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/fepool/fepool/registrar/registrartest"
+)
+
+// runCLI runs one command line in-process.
+func runCLI(t *testing.T, ctx context.Context, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code = run(ctx, args, env{stdin: strings.NewReader(""), stdout: &out, stderr: &errb, getenv: func(string) string { return "" }})
+	return code, out.String(), errb.String()
+}
+
+func TestPowershellArgs(t *testing.T) {
+	got := powershellArgs([]string{"ctl", "Get-CsPoolFabricState", "-PoolFqdn", "p", "-Verbose:$true", "-c", "x", "--json", "--", "-Identity"})
+	want := []string{"ctl", "Get-CsPoolFabricState", "--PoolFqdn", "p", "--Verbose=true", "-c", "x", "--json", "--", "-Identity"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("got %q\nwant %q", got, want)
+	}
+}
+
+func TestServeCheck(t *testing.T) {
+	code, out, _ := runCLI(t, context.Background(), "serve", "--check")
+	if code != 0 || !strings.Contains(out, "embedded default (configs/default.yaml): valid") || !strings.Contains(out, "fe03.pool-b.contoso.com") || !strings.Contains(out, "20000 users") {
+		t.Fatalf("serve --check: %d\n%s", code, out)
+	}
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	os.WriteFile(bad, []byte("domain: contoso.com\npools:\n  - fqdn: p.contoso.com\n    front_ends: [{address: 10.0.0.1}]\n"), 0o644)
+	code, _, errOut := runCLI(t, context.Background(), "serve", "--check", "--config", bad)
+	if code != exitConfig || !strings.Contains(errOut, bad+":4:") || !strings.Contains(errOut, "not a loopback address") {
+		t.Fatalf("bad topology: %d %s", code, errOut)
+	}
+	code, _, errOut = runCLI(t, context.Background(), "serve", "--config", filepath.Join(t.TempDir(), "missing.yaml"))
+	if code != exitConfig || !strings.Contains(errOut, "topology file not found") {
+		t.Fatalf("missing topology: %d %s", code, errOut)
+	}
+	if code, _, _ := runCLI(t, context.Background(), "serve", "--bogus"); code != exitUsage {
+		t.Fatalf("unknown flag: %d", code)
+	}
+	if code, _, _ := runCLI(t, context.Background(), "frobnicate"); code != exitUsage {
+		t.Fatalf("unknown command: %d", code)
+	}
+	if code, out, _ := runCLI(t, context.Background(), "version"); code != 0 || !strings.HasPrefix(out, "fepool ") {
+		t.Fatalf("version: %d %q", code, out)
+	}
+}
+
+func TestServeAndCtl(t *testing.T) {
+	dir := t.TempDir()
+	topo := filepath.Join(dir, "t.yaml")
+	if err := os.WriteFile(topo, []byte(registrartest.Topology), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	state := filepath.Join(dir, "state.json")
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	var serveCode int
+	var serveErr string
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		serveCode, _, serveErr = runCLI(t, ctx, "serve", "--config", topo, "--state-file", state, "--log-level", "warn")
+	}()
+	defer func() {
+		cancel()
+		wg.Wait()
+		if serveCode != 0 {
+			t.Errorf("serve exited %d: %s", serveCode, serveErr)
+		}
+		if _, err := os.Stat(state); !os.IsNotExist(err) {
+			t.Error("serve left its state file behind")
+		}
+	}()
+	var s adminState
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		b, err := os.ReadFile(state)
+		if err == nil && json.Unmarshal(b, &s) == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("serve never wrote %s: %s", state, serveErr)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	ctl := func(args ...string) (int, string, string) {
+		return runCLI(t, context.Background(), append([]string{"ctl", "--admin", s.URL, "--token", s.Token}, args...)...)
+	}
+	code, out, errOut := ctl("Get-CsUserPoolInfo", "-Identity", "sip:user00042@contoso.com")
+	if code != 0 || !regexpMatch(out, `(?m)^PrimaryPoolFqdn\s+: pool-a\.contoso\.com$`) || !regexpMatch(out, `(?m)^BackupPoolFqdn\s+: pool-b\.contoso\.com$`) {
+		t.Fatalf("Get-CsUserPoolInfo: %d\n%s%s", code, out, errOut)
+	}
+	code, out, _ = ctl("get-cspoolfabricstate", "-poolfqdn", "pool-a.contoso.com", "-Verbose")
+	if code != 0 || !strings.Contains(out, "Routing groups with missing replicas: 0") {
+		t.Fatalf("Get-CsPoolFabricState -Verbose: %d\n%s", code, out)
+	}
+	code, out, _ = ctl("userinfo", "sip:user01042@contoso.com", "--json")
+	var info struct{ PrimaryPoolFqdn string }
+	if code != 0 || json.Unmarshal([]byte(out), &info) != nil || info.PrimaryPoolFqdn != "pool-b.contoso.com" {
+		t.Fatalf("userinfo --json: %d %s", code, out)
+	}
+	if code, out, _ := ctl("crash", "fe02.pool-a.contoso.com"); code != 0 || !strings.Contains(out, "Failed") {
+		t.Fatalf("crash: %d %s", code, out)
+	}
+	if code, _, errOut := ctl("crash", "fe02.pool-a.contoso.com"); code != exitAPIError || !strings.Contains(errOut, "is not running") {
+		t.Fatalf("crash again: %d %s", code, errOut)
+	}
+	if code, out, _ := ctl("Start-CsWindowsService", "-ComputerName", "fe02.pool-a.contoso.com"); code != 0 || !strings.Contains(out, "Started") {
+		t.Fatalf("start: %d %s", code, out)
+	}
+	if code, out, _ := ctl("reset", "-PoolFqdn", "pool-a.contoso.com", "-ResetType", "ServiceReset"); code != 0 || !strings.Contains(out, "ServiceReset") {
+		t.Fatalf("reset: %d %s", code, out)
+	}
+	if code, _, errOut := ctl("userinfo", "-Identity", "sip:nobody@contoso.com"); code != exitAPIError || !strings.Contains(errOut, "no user") {
+		t.Fatalf("unknown user: %d %s", code, errOut)
+	}
+	if code, _, errOut := ctl("userinfo"); code != exitUsage || !strings.Contains(errOut, "-Identity is required") {
+		t.Fatalf("missing identity: %d %s", code, errOut)
+	}
+	if code, out, _ := ctl("events"); code != 0 || !strings.Contains(out, "32108") || !strings.Contains(out, "FrontEndCrashed") {
+		t.Fatalf("events: %d %s", code, out)
+	}
+	if code, out, _ := ctl("pools"); code != 0 || !strings.Contains(out, "pool-b.contoso.com") {
+		t.Fatalf("pools: %d %s", code, out)
+	}
+	if code, out, _ := ctl("health"); code != 0 || !strings.Contains(out, "true") {
+		t.Fatalf("health: %d %s", code, out)
+	}
+	if code, out, _ := ctl("Get-CsComputer", "-Pool", "pool-b.contoso.com"); code != 0 || strings.Contains(out, "pool-a") || !strings.Contains(out, "fe03.pool-b.contoso.com") {
+		t.Fatalf("Get-CsComputer: %d %s", code, out)
+	}
+	// Nobody listening: a clear message and exit 1.
+	code, _, errOut = runCLI(t, context.Background(), "ctl", "--admin", "http://127.0.0.1:1", "--token", "x", "pools")
+	if code != exitError || !strings.Contains(errOut, "is 'fepool serve' running?") {
+		t.Fatalf("unreachable: %d %s", code, errOut)
+	}
+}
+
+func regexpMatch(s, re string) bool { return regexp.MustCompile(re).MatchString(s) }
