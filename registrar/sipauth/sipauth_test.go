@@ -65,7 +65,8 @@ func nonceOf(t *testing.T, a *Authenticator) string {
 
 func TestNoncesAreUnique(t *testing.T) {
 	a := newAuth(t, clockwork.NewFakeClock()) // the clock never moves
-	if nonceOf(t, a) == nonceOf(t, a) {
+	first, second := nonceOf(t, a), nonceOf(t, a)
+	if first == second {
 		t.Fatal("two nonces issued at the same instant are equal")
 	}
 }

@@ -40,7 +40,7 @@ func (v *validator) resolve(f *fileTopology) *Topology {
 }
 
 func (v *validator) admin(a fileAdmin) Admin {
-	out := Admin{Listen: a.Listen, Token: a.Token}
+	out := Admin(a)
 	if out.Listen == "" {
 		out.Listen = DefaultAdminListen
 	}
