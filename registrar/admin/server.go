@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"strconv"
 	"strings"
 	"time"
@@ -69,6 +70,10 @@ func NewServer(backend Backend, token string, log zerolog.Logger) *Server {
 		return backend.Registrations(r.PathValue("identity"))
 	})
 	mux.HandleFunc("GET /api/v1/events", s.authed(s.events))
+	// Go profiles of the emulator itself, behind the token (curl -H "Authorization: Bearer T").
+	mux.HandleFunc("GET /debug/pprof/", s.authedRaw(pprof.Index))
+	mux.HandleFunc("GET /debug/pprof/profile", s.authedRaw(pprof.Profile))
+	mux.HandleFunc("GET /debug/pprof/trace", s.authedRaw(pprof.Trace))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no route %s %s (see `fepool ctl --help`)", r.Method, r.URL.Path))
 	})
@@ -107,12 +112,28 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return err
 }
 
+// allowed checks the bearer token, answering 401 when it is wrong.
+func (s *Server) allowed(w http.ResponseWriter, r *http.Request) bool {
+	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(s.token)) != 1 {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="fepool"`)
+		writeError(w, http.StatusUnauthorized, "missing or wrong bearer token (printed by `fepool serve` at start, or FEPOOL_ADMIN_TOKEN)")
+		return false
+	}
+	return true
+}
+
+func (s *Server) authedRaw(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if s.allowed(w, r) {
+			h(w, r)
+		}
+	}
+}
+
 func (s *Server) authed(h func(w http.ResponseWriter, r *http.Request) (any, error)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(s.token)) != 1 {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="fepool"`)
-			writeError(w, http.StatusUnauthorized, "missing or wrong bearer token (printed by `fepool serve` at start, or FEPOOL_ADMIN_TOKEN)")
+		if !s.allowed(w, r) {
 			return
 		}
 		v, err := h(w, r)

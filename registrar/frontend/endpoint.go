@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"runtime"
 	"runtime/debug"
 	"slices"
 	"strings"
@@ -141,7 +142,11 @@ func (e *endpoint) start() error {
 		}()
 	}
 	if socks.udp != nil {
-		serve("udp", func() error { return srv.ServeUDP(socks.udp) })
+		// sipgo parses on its read loop; one loop tops out near 10k messages/s, so run one per
+		// CPU on the same socket (concurrent reads and writes of a UDP socket are safe).
+		for range udpReaders() {
+			serve("udp", func() error { return srv.ServeUDP(socks.udp) })
+		}
 	}
 	if socks.tcp != nil {
 		serve("tcp", func() error { return srv.ServeTCP(socks.tcp) })
@@ -152,6 +157,9 @@ func (e *endpoint) start() error {
 	e.log.Debug().Str("udp", fmtAddr(socks.addrs.UDP)).Str("tcp", fmtAddr(socks.addrs.TCP)).Str("tls", fmtAddr(socks.addrs.TLS)).Msg("listening")
 	return nil
 }
+
+// udpReaders is how many sipgo read loops serve one UDP socket.
+func udpReaders() int { return max(1, min(runtime.GOMAXPROCS(0), 8)) }
 
 func fmtAddr(a netip.AddrPort) string {
 	if !a.IsValid() {

@@ -14,6 +14,7 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
+	"hash"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -67,6 +68,7 @@ type Authenticator struct {
 	secret [32]byte
 
 	count atomic.Uint32 // makes nonces issued at the same instant distinct
+	macs  sync.Pool     // of hash.Hash: HMAC-SHA256 keyed with secret
 
 	mu   sync.Mutex
 	seen map[string]uint32 // nonce -> highest nc accepted
@@ -122,24 +124,33 @@ const (
 	nonceLen   = nonceStamp + 16
 )
 
-func (a *Authenticator) seal(ts []byte) []byte {
-	m := hmac.New(sha256.New, a.secret[:])
-	m.Write(ts)
-	return m.Sum(nil)[:16]
+// seal appends the nonce's MAC (truncated HMAC-SHA256 of the stamp) to dst.
+func (a *Authenticator) seal(dst, stamp []byte) []byte {
+	m, ok := a.macs.Get().(hash.Hash)
+	if !ok {
+		m = hmac.New(sha256.New, a.secret[:])
+	}
+	m.Reset()
+	m.Write(stamp)
+	var sum [sha256.Size]byte
+	dst = append(dst, m.Sum(sum[:0])[:16]...)
+	a.macs.Put(m)
+	return dst
 }
 
 func (a *Authenticator) nonce(now time.Time) string {
 	buf := make([]byte, nonceStamp, nonceLen)
 	binary.BigEndian.PutUint64(buf, uint64(now.UnixNano()))
 	binary.BigEndian.PutUint32(buf[8:], a.count.Add(1))
-	buf = append(buf, a.seal(buf)...)
+	buf = a.seal(buf, buf)
 	return base64.RawURLEncoding.EncodeToString(buf)
 }
 
 // checkNonce returns Stale for an expired nonce, Rejected for one this process did not issue.
 func (a *Authenticator) checkNonce(nonce string, now time.Time) Outcome {
 	raw, err := base64.RawURLEncoding.DecodeString(nonce)
-	if err != nil || len(raw) != nonceLen || subtle.ConstantTimeCompare(a.seal(raw[:nonceStamp]), raw[nonceStamp:]) != 1 {
+	var mac [16]byte
+	if err != nil || len(raw) != nonceLen || subtle.ConstantTimeCompare(a.seal(mac[:0], raw[:nonceStamp]), raw[nonceStamp:]) != 1 {
 		return Rejected
 	}
 	issued := time.Unix(0, int64(binary.BigEndian.Uint64(raw[:8])))
@@ -155,7 +166,7 @@ func (a *Authenticator) Verify(method, authz string, password func(username stri
 	if authz == "" {
 		return Result{Outcome: Missing}
 	}
-	cred, err := digest.ParseCredentials(authz)
+	cred, err := parseCredentials(authz)
 	if err != nil {
 		return Result{Outcome: Malformed, Reason: "Authorization header is not a Digest credential"}
 	}
