@@ -121,7 +121,9 @@ func contactSpec(c *sip.ContactHeader) (location.ContactSpec, error) {
 		params.Remove("expires")
 	}
 	spec.Q, _ = params.Get("q")
-	spec.Instance, _ = params.Get("+sip.instance")
+	if v, ok := params.Get("+sip.instance"); ok {
+		spec.Instance = strings.Trim(v, `"`)
+	}
 	if v, ok := params.Get("reg-id"); ok {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 0 {

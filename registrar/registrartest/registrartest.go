@@ -32,6 +32,7 @@ domain: contoso.com
 admin: {listen: "127.0.0.1:0", token: test-token}
 fabric: {failure_detection: 0s, quorum_loss_shutdown: 5m}
 sip:
+  digest_algorithms: [MD5, SHA-256]
   limits: {max_conns_per_ip: 64}
 pools:
   - fqdn: pool-a.contoso.com

@@ -67,8 +67,11 @@ type Authenticator struct {
 	clock  clockwork.Clock
 	secret [32]byte
 
-	count atomic.Uint32 // makes nonces issued at the same instant distinct
-	macs  sync.Pool     // of hash.Hash: HMAC-SHA256 keyed with secret
+	// challenge[i] is the i-th algorithm's WWW-Authenticate value split around the nonce, with
+	// and without stale=true: built once, since only the nonce changes.
+	challenge [2][][2]string
+	count     atomic.Uint32 // makes nonces issued at the same instant distinct
+	macs      sync.Pool     // of hash.Hash: HMAC-SHA256 keyed with secret
 
 	mu   sync.Mutex
 	seen map[string]uint32 // nonce -> highest nc accepted
@@ -100,6 +103,17 @@ func New(cfg Config, opts ...Option) (*Authenticator, error) {
 	if _, err := rand.Read(a.secret[:]); err != nil {
 		return nil, err
 	}
+	const mark = "fepool-nonce-placeholder" // quoted as is by the formatter
+	for i, stale := range []bool{false, true} {
+		for _, alg := range cfg.Algorithms {
+			c := digest.Challenge{Realm: cfg.Realm, Nonce: mark, Algorithm: alg, QOP: []string{"auth"}, Stale: stale}
+			before, after, found := strings.Cut(c.String(), mark)
+			if !found {
+				return nil, errors.Join(ErrConfig, errors.New("realm "+cfg.Realm))
+			}
+			a.challenge[i] = append(a.challenge[i], [2]string{before, after})
+		}
+	}
 	return a, nil
 }
 
@@ -110,10 +124,13 @@ func (a *Authenticator) Realm() string { return a.cfg.Realm }
 // sharing one fresh nonce.
 func (a *Authenticator) Challenges(stale bool) []string {
 	nonce := a.nonce(a.clock.Now())
-	out := make([]string, 0, len(a.cfg.Algorithms))
-	for _, alg := range a.cfg.Algorithms {
-		c := digest.Challenge{Realm: a.cfg.Realm, Nonce: nonce, Algorithm: alg, QOP: []string{"auth"}, Stale: stale}
-		out = append(out, c.String())
+	i := 0
+	if stale {
+		i = 1
+	}
+	out := make([]string, len(a.challenge[i]))
+	for j, parts := range a.challenge[i] {
+		out[j] = parts[0] + nonce + parts[1]
 	}
 	return out
 }

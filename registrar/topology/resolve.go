@@ -84,7 +84,9 @@ func (v *validator) sip(s fileSIP) SIP {
 	if (s.TLS.Cert == "") != (s.TLS.Key == "") {
 		v.fail("sip.tls", "set both cert and key, or neither (a self-signed certificate is generated)")
 	}
-	out.DigestAlgorithms = []string{"MD5", "SHA-256"}
+	// MD5 alone by default: real softphones (baresip 1.0's libre) give up on a challenge set that
+	// includes an algorithm they lack, even beside MD5. SHA-256 is one line of config away.
+	out.DigestAlgorithms = []string{"MD5"}
 	if s.DigestAlgorithms != nil {
 		out.DigestAlgorithms = nil
 		seen := map[string]bool{}
