@@ -180,3 +180,38 @@ func TestFloodFromOneSourceIsRateLimited(t *testing.T) {
 	})
 	alive(t, env, fe) // another source is not limited
 }
+
+// TestRetransmissionAnsweredFromCache: a retransmitted REGISTER (same branch) after its
+// transaction ended gets the very response sent before, without being processed again.
+func TestRetransmissionAnsweredFromCache(t *testing.T) {
+	env := rt.Start(t, rt.Topology)
+	dst := env.Addr(t, env.Primary(t, "open@contoso.com"), "udp")
+	conn, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(dst))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	msg := fmt.Sprintf("REGISTER sip:contoso.com SIP/2.0\r\nVia: SIP/2.0/UDP %s;branch=z9hG4bK-retrans;rport\r\nFrom: <sip:open@contoso.com>;tag=1\r\nTo: <sip:open@contoso.com>\r\nCall-ID: rt1\r\nCSeq: 1 REGISTER\r\nContact: <sip:open@127.0.0.1:5999>\r\nExpires: 600\r\nContent-Length: 0\r\n\r\n", conn.LocalAddr())
+	read := func() string {
+		buf := make([]byte, 4096)
+		conn.SetReadDeadline(time.Now().Add(3 * time.Second))
+		n, err := conn.Read(buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(buf[:n])
+	}
+	conn.Write([]byte(msg))
+	first := read()
+	conn.Write([]byte(msg))
+	second := read()
+	if !strings.HasPrefix(first, "SIP/2.0 200") || first != second {
+		t.Fatalf("first:\n%s\nsecond:\n%s", first, second)
+	}
+	if got := metric(t, env, `fepool_sip_retransmissions_total{listener="`+env.Primary(t, "open@contoso.com")+`"}`); got != 1 {
+		t.Fatalf("retransmissions counted %v, want 1", got)
+	}
+	if regs, _ := env.R.Registrations("open@contoso.com"); len(regs.Bindings) != 1 || regs.Bindings[0].CSeq != 1 {
+		t.Fatalf("registrations %+v", regs)
+	}
+}

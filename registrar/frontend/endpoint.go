@@ -38,8 +38,8 @@ type Options struct {
 	Trace bool
 }
 
-// handler serves one request.
-type handler = func(req *sip.Request, tx sip.ServerTransaction)
+// handler serves one request and returns its final response (nil: none, as for ACK).
+type handler = func(req *sip.Request) *sip.Response
 
 // endpoint is one listener set: the sockets of a Front End or front door and the sipgo stack
 // serving them. It can be started, stopped and started again on the same ports.
@@ -62,6 +62,7 @@ type endpoint struct {
 	inflight sync.WaitGroup // handlers
 	slots    chan struct{}
 	limiter  *sourceLimiter
+	retrans  *retransCache
 }
 
 func newEndpoint(name string, addr netip.Addr, ports topology.Ports, opts Options, component string) *endpoint {
@@ -126,10 +127,11 @@ func (e *endpoint) start() error {
 		return fmt.Errorf("%s: sip client: %w", e.name, err)
 	}
 	e.slots = make(chan struct{}, max(1, e.opts.Limits.MaxInFlight))
+	e.retrans = newRetransCache()
 	for method, h := range e.handlers {
-		srv.OnRequest(method, e.wrap(method, h))
+		srv.OnRequest(method, e.wrap(socks.udp, h))
 	}
-	srv.OnNoRoute(e.wrap("", e.noRoute))
+	srv.OnNoRoute(e.wrap(socks.udp, e.noRoute))
 	e.socks, e.ua, e.srv, e.client, e.running = socks, ua, srv, client, true
 
 	serve := func(what string, f func() error) {
@@ -220,10 +222,23 @@ func (e *endpoint) sipClient() *sipgo.Client {
 }
 
 // wrap adds to a handler what every request needs: counting, the in-flight bound (503 beyond
-// it), panic containment, and the end of the transaction.
-func (e *endpoint) wrap(method sip.RequestMethod, h handler) sipgo.RequestHandler {
+// it), panic containment, the latency of REGISTER, and, over UDP, answering retransmissions from
+// the retransmission cache so that a transaction ends as soon as its final response is sent.
+func (e *endpoint) wrap(udp *net.UDPConn, h handler) sipgo.RequestHandler {
 	return func(req *sip.Request, tx sip.ServerTransaction) {
 		e.m.Request(string(req.Method))
+		key, keyed := "", false
+		if udp != nil && req.Transport() == "UDP" && !req.IsInvite() && !req.IsAck() {
+			key, keyed = txKey(req)
+		}
+		if keyed {
+			if cr, ok := e.retrans.get(key); ok {
+				e.m.Retransmission.Inc()
+				_ = cr.resend(udp)
+				tx.Terminate()
+				return
+			}
+		}
 		select {
 		case e.slots <- struct{}{}:
 		default:
@@ -239,23 +254,45 @@ func (e *endpoint) wrap(method sip.RequestMethod, h handler) sipgo.RequestHandle
 		defer func() {
 			<-e.slots
 			e.inflight.Done()
-			if r := recover(); r != nil {
-				e.log.Error().Interface("panic", r).Str("method", string(req.Method)).Bytes("stack", debug.Stack()).Msg("handler panicked; answered 500")
-				_ = tx.Respond(e.response(req, 500, "Server Internal Error"))
-			}
 		}()
-		h(req, tx)
+		start := time.Now()
+		res := e.safely(req, h)
+		if res == nil {
+			return
+		}
+		if err := tx.Respond(res); err != nil {
+			e.log.Debug().Err(err).Str("method", string(req.Method)).Msg("sending the response failed")
+		}
+		if req.Method == sip.REGISTER {
+			e.m.Response(res.StatusCode)
+			e.m.Latency.Observe(time.Since(start).Seconds())
+		}
+		if keyed && res.StatusCode >= 200 {
+			e.retrans.put(key, res)
+			tx.Terminate()
+		}
 	}
 }
 
+// safely runs h, turning a panic into a logged 500.
+func (e *endpoint) safely(req *sip.Request, h handler) (res *sip.Response) {
+	defer func() {
+		if r := recover(); r != nil {
+			e.log.Error().Interface("panic", r).Str("method", string(req.Method)).Bytes("stack", debug.Stack()).Msg("handler panicked; answered 500")
+			res = e.response(req, 500, "Server Internal Error")
+		}
+	}()
+	return h(req)
+}
+
 // noRoute answers methods the listener does not serve: nothing for ACK, 405 for the rest.
-func (e *endpoint) noRoute(req *sip.Request, tx sip.ServerTransaction) {
+func (e *endpoint) noRoute(req *sip.Request) *sip.Response {
 	if req.IsAck() {
-		return
+		return nil
 	}
 	res := e.response(req, 405, "Method Not Allowed")
 	res.AppendHeader(sip.NewHeader("Allow", e.allow()))
-	_ = tx.Respond(res)
+	return res
 }
 
 func (e *endpoint) allow() string {

@@ -61,31 +61,17 @@ func (d *FrontDoor) Stop() { d.ep.stop(false) }
 // Addrs returns the bound addresses.
 func (d *FrontDoor) Addrs() Addrs { return d.ep.addrs() }
 
-func (d *FrontDoor) onOptions(req *sip.Request, tx sip.ServerTransaction) {
+func (d *FrontDoor) onOptions(req *sip.Request) *sip.Response {
 	res := d.ep.response(req, 200, "OK")
 	res.AppendHeader(sip.NewHeader("Allow", "REGISTER, OPTIONS"))
-	_ = tx.Respond(res)
+	return res
 }
 
-func (d *FrontDoor) onRegister(req *sip.Request, tx sip.ServerTransaction) {
-	start := time.Now()
-	var res *sip.Response
+func (d *FrontDoor) onRegister(req *sip.Request) *sip.Response {
 	if d.fd.Mode == topology.ModeProxy {
-		res = d.proxy(req, tx)
-	} else {
-		res = d.redirect(req)
+		return d.proxy(req)
 	}
-	if res != nil {
-		if err := tx.Respond(res); err != nil {
-			d.ep.log.Debug().Err(err).Msg("sending REGISTER response failed")
-		}
-	}
-	code := 0
-	if res != nil {
-		code = res.StatusCode
-	}
-	d.ep.m.Response(code)
-	d.ep.m.Latency.Observe(time.Since(start).Seconds())
+	return d.redirect(req)
 }
 
 func (d *FrontDoor) redirect(req *sip.Request) *sip.Response {
@@ -107,10 +93,9 @@ func (d *FrontDoor) redirect(req *sip.Request) *sip.Response {
 	}
 }
 
-// proxy forwards the REGISTER to the user's current registrar and relays its final response
-// (following one redirect if the fabric moved meanwhile). It returns the response to send, or nil
-// when the client's transaction is over.
-func (d *FrontDoor) proxy(req *sip.Request, tx sip.ServerTransaction) *sip.Response {
+// proxy forwards the REGISTER to the user's current registrar and returns its final response
+// (following one redirect if the fabric moved meanwhile).
+func (d *FrontDoor) proxy(req *sip.Request) *sip.Response {
 	aor, err := aorOf(req)
 	if err != nil {
 		return bad(d.ep, req, err)

@@ -40,7 +40,7 @@ func NewFrontEnd(cfg FrontEndConfig, opts Options) *FrontEnd {
 		auth: cfg.Auth,
 		ka:   keepAlive(cfg.KeepAliveTimeout),
 	}
-	f.ep.handlers[sip.REGISTER] = f.onRegister
+	f.ep.handlers[sip.REGISTER] = f.register
 	f.ep.handlers[sip.OPTIONS] = f.onOptions
 	return f
 }
@@ -87,26 +87,15 @@ func (f *FrontEnd) DropConnections() {
 	}
 }
 
-func (f *FrontEnd) onOptions(req *sip.Request, tx sip.ServerTransaction) {
+func (f *FrontEnd) onOptions(req *sip.Request) *sip.Response {
 	if ok, diag := f.cl.Serving(f.fe); !ok {
-		_ = tx.Respond(f.unavailable(req, diag))
-		return
+		return f.unavailable(req, diag)
 	}
 	res := f.ep.response(req, 200, "OK")
 	res.AppendHeader(sip.NewHeader("Allow", "REGISTER, OPTIONS"))
 	res.AppendHeader(sip.NewHeader("Supported", "path, outbound"))
 	res.AppendHeader(sip.NewHeader("Accept", "application/sdp"))
-	_ = tx.Respond(res)
-}
-
-func (f *FrontEnd) onRegister(req *sip.Request, tx sip.ServerTransaction) {
-	start := time.Now()
-	res := f.register(req)
-	if err := tx.Respond(res); err != nil {
-		f.ep.log.Debug().Err(err).Msg("sending REGISTER response failed")
-	}
-	f.ep.m.Response(res.StatusCode)
-	f.ep.m.Latency.Observe(time.Since(start).Seconds())
+	return res
 }
 
 // register decides the response to a REGISTER: authenticate (the same challenge for everyone),

@@ -21,6 +21,7 @@ type Metrics struct {
 	parseErrors  *prometheus.CounterVec
 	dropped      *prometheus.CounterVec
 	keepalives   *prometheus.CounterVec
+	retrans      *prometheus.CounterVec
 	conns        *prometheus.GaugeVec
 	authOutcomes *prometheus.CounterVec
 	Events       *prometheus.CounterVec
@@ -50,6 +51,9 @@ func New() *Metrics {
 		keepalives: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "fepool_keepalives_total", Help: "Keep-alives received: CRLF (RFC 5626) and STUN Binding requests answered.",
 		}, []string{"listener", "kind"}),
+		retrans: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "fepool_sip_retransmissions_total", Help: "Retransmitted UDP requests answered again with the response already sent.",
+		}, []string{"listener"}),
 		conns: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "fepool_tcp_connections", Help: "Open TCP and TLS connections accepted by a listener.",
 		}, []string{"listener", "transport"}),
@@ -60,21 +64,23 @@ func New() *Metrics {
 			Name: "fepool_events_total", Help: "Event log entries, by kind.",
 		}, []string{"kind"}),
 	}
-	m.Registry.MustRegister(m.requests, m.responses, m.latency, m.parseErrors, m.dropped, m.keepalives, m.conns, m.authOutcomes, m.Events,
+	m.Registry.MustRegister(m.requests, m.responses, m.latency, m.parseErrors, m.dropped, m.keepalives, m.retrans, m.conns, m.authOutcomes, m.Events,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
 
 // Listener is the metrics of one SIP listener set (a Front End or a front door).
 type Listener struct {
-	m        *Metrics
-	name     string
-	Latency  prometheus.Observer
-	Parse    prometheus.Counter
-	CRLF     prometheus.Counter
-	STUN     prometheus.Counter
-	register prometheus.Counter
-	options  prometheus.Counter
+	m       *Metrics
+	name    string
+	Latency prometheus.Observer
+	Parse   prometheus.Counter
+	CRLF    prometheus.Counter
+	STUN    prometheus.Counter
+	// Retransmission counts requests answered from the retransmission cache.
+	Retransmission prometheus.Counter
+	register       prometheus.Counter
+	options        prometheus.Counter
 
 	mu      sync.Mutex
 	codes   map[int]prometheus.Counter
@@ -87,16 +93,17 @@ type Listener struct {
 func (m *Metrics) Listener(name string) *Listener {
 	return &Listener{
 		m: m, name: name,
-		Latency:  m.latency.WithLabelValues(name),
-		Parse:    m.parseErrors.WithLabelValues(name),
-		CRLF:     m.keepalives.WithLabelValues(name, "crlf"),
-		STUN:     m.keepalives.WithLabelValues(name, "stun"),
-		register: m.requests.WithLabelValues(name, "REGISTER"),
-		options:  m.requests.WithLabelValues(name, "OPTIONS"),
-		codes:    map[int]prometheus.Counter{},
-		methods:  map[string]prometheus.Counter{},
-		reasons:  map[string]prometheus.Counter{},
-		auth:     map[string]prometheus.Counter{},
+		Latency:        m.latency.WithLabelValues(name),
+		Parse:          m.parseErrors.WithLabelValues(name),
+		CRLF:           m.keepalives.WithLabelValues(name, "crlf"),
+		STUN:           m.keepalives.WithLabelValues(name, "stun"),
+		Retransmission: m.retrans.WithLabelValues(name),
+		register:       m.requests.WithLabelValues(name, "REGISTER"),
+		options:        m.requests.WithLabelValues(name, "OPTIONS"),
+		codes:          map[int]prometheus.Counter{},
+		methods:        map[string]prometheus.Counter{},
+		reasons:        map[string]prometheus.Counter{},
+		auth:           map[string]prometheus.Counter{},
 	}
 }
 
