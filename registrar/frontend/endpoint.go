@@ -5,11 +5,13 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/netip"
 	"runtime"
 	"runtime/debug"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -51,6 +53,10 @@ type endpoint struct {
 	m        *metrics.Listener
 	log      zerolog.Logger
 	handlers map[sip.RequestMethod]handler
+	// inline lists the methods served on the UDP read loop itself (see serveInline): those whose
+	// handler never blocks.
+	inline map[sip.RequestMethod]bool
+	parser *sip.Parser
 
 	mu       sync.Mutex
 	running  bool
@@ -74,6 +80,8 @@ func newEndpoint(name string, addr netip.Addr, ports topology.Ports, opts Option
 		m:        opts.Metrics.Listener(name),
 		log:      opts.Log.With().Str("component", component).Str("listener", name).Logger(),
 		handlers: map[sip.RequestMethod]handler{},
+		inline:   map[sip.RequestMethod]bool{},
+		parser:   sip.NewParser(),
 	}
 	if opts.TLS == nil {
 		e.ports.TLS = 0
@@ -234,7 +242,9 @@ func (e *endpoint) wrap(udp *net.UDPConn, h handler) sipgo.RequestHandler {
 		if keyed {
 			if cr, ok := e.retrans.get(key); ok {
 				e.m.Retransmission.Inc()
-				_ = cr.resend(udp)
+				if cr.data != nil {
+					_ = cr.resend(udp)
+				}
 				tx.Terminate()
 				return
 			}
@@ -260,16 +270,23 @@ func (e *endpoint) wrap(udp *net.UDPConn, h handler) sipgo.RequestHandler {
 		if res == nil {
 			return
 		}
-		if err := tx.Respond(res); err != nil {
+		if keyed && res.StatusCode >= 200 {
+			// A final response over UDP goes out statelessly: serialised once, written, kept
+			// for retransmissions, and the transaction ends now instead of after Timer J.
+			cr, err := e.retrans.put(key, res)
+			if err == nil {
+				err = cr.resend(udp)
+			}
+			if err != nil {
+				e.log.Debug().Err(err).Str("method", string(req.Method)).Msg("sending the response failed")
+			}
+			tx.Terminate()
+		} else if err := tx.Respond(res); err != nil {
 			e.log.Debug().Err(err).Str("method", string(req.Method)).Msg("sending the response failed")
 		}
 		if req.Method == sip.REGISTER {
 			e.m.Response(res.StatusCode)
 			e.m.Latency.Observe(time.Since(start).Seconds())
-		}
-		if keyed && res.StatusCode >= 200 {
-			e.retrans.put(key, res)
-			tx.Terminate()
 		}
 	}
 }
@@ -307,6 +324,12 @@ func (e *endpoint) allow() string {
 // response builds a response carrying the Server header, and adds received= to the top Via when
 // the sent-by host is not the packet's source (RFC 3261 §18.2.1; sipgo only does it with rport).
 func (e *endpoint) response(req *sip.Request, code int, reason string) *sip.Response {
+	// sipgo tags the response's To with a UUID from crypto/rand, a getrandom syscall per
+	// response; a tag on the request's To, for the duration of the call, is copied instead.
+	if to := req.To(); to != nil && !to.Params.Has("tag") {
+		to.Params.Add("tag", strconv.FormatUint(rand.Uint64(), 36))
+		defer to.Params.Remove("tag")
+	}
 	res := sip.NewResponseFromRequest(req, code, reason, nil)
 	res.AppendHeader(sip.NewHeader("Server", e.opts.Server))
 	if via := res.Via(); via != nil && !via.Params.Has("received") {
@@ -321,8 +344,14 @@ func (e *endpoint) response(req *sip.Request, code int, reason string) *sip.Resp
 // requests on the SIP UDP socket (RFC 5626 keep-alive), counts and drops CRLF keep-alives, and
 // enforces the per-source rate limit on UDP.
 func (e *endpoint) readFilter(udp *net.UDPConn) sip.TransportReadFilter {
+	listener := ""
+	if udp != nil {
+		listener = udp.LocalAddr().String()
+	}
 	return func(p sip.TransportReadProps, data []byte) ([]byte, error) {
-		if p.Transport != "UDP" {
+		// Only datagrams to the listening socket: sipgo also reads the sockets it opens to
+		// send requests (a proxying front door's), whose answers are its own business.
+		if p.Transport != "UDP" || p.LocalAddr == nil || p.LocalAddr.String() != listener {
 			return data, nil
 		}
 		if len(bytes.Trim(data, "\r\n")) == 0 {
@@ -337,8 +366,77 @@ func (e *endpoint) readFilter(udp *net.UDPConn) sip.TransportReadFilter {
 			e.m.Dropped("rate_limit")
 			return nil, nil
 		}
+		if ra, ok := p.RemoteAddr.(*net.UDPAddr); ok && e.serveInline(udp, ra, data) {
+			return nil, nil
+		}
 		return data, nil
 	}
+}
+
+// serveInline serves a request of an inline method (a Front End's REGISTER and OPTIONS)
+// statelessly on the UDP read loop, as Kamailio's sl does: parse, handle, send the response and
+// keep it for retransmissions. It skips what sipgo does per request (a goroutine, a server
+// transaction and its state machine, serialising the response in its write path), which cost
+// more than the registrar's own work. It returns false for anything else, which sipgo then
+// handles: responses, other methods, requests without an RFC 3261 branch, unparsable data
+// (sipgo counts it as a parse error).
+func (e *endpoint) serveInline(udp *net.UDPConn, from *net.UDPAddr, data []byte) bool {
+	sp := bytes.IndexByte(data, ' ')
+	if sp <= 0 || !e.inline[sip.RequestMethod(data[:sp])] {
+		return false
+	}
+	start := time.Now()
+	msg, err := e.parser.ParseSIP(data)
+	if err != nil {
+		return false
+	}
+	req, ok := msg.(*sip.Request)
+	if !ok || req.Via() == nil || req.CSeq() == nil {
+		return false
+	}
+	key, keyed := txKey(req)
+	if !keyed {
+		return false
+	}
+	req.SetTransport("UDP")
+	req.SetSource(from.String())
+	e.m.Request(string(req.Method))
+	if cr, first := e.retrans.begin(key); !first {
+		e.m.Retransmission.Inc()
+		if cr.data != nil {
+			_ = cr.resend(udp)
+		}
+		return true
+	}
+	res := e.safely(req, e.handlers[req.Method])
+	if res == nil {
+		e.retrans.abandon(key)
+		return true
+	}
+	res.SetDestination(responseDestination(req, from))
+	cr, err := e.retrans.put(key, res)
+	if err == nil {
+		err = cr.resend(udp)
+	}
+	if err != nil {
+		e.log.Debug().Err(err).Str("method", string(req.Method)).Msg("sending the response failed")
+	}
+	if req.Method == sip.REGISTER {
+		e.m.Response(res.StatusCode)
+		e.m.Latency.Observe(time.Since(start).Seconds())
+	}
+	return true
+}
+
+// responseDestination is where a response to a UDP request goes (RFC 3261 §18.2.2, RFC 3581): the
+// packet's source address, and its source port when the top Via asks for rport (or names no
+// port), else the Via's port.
+func responseDestination(req *sip.Request, from *net.UDPAddr) string {
+	port := from.Port
+	if via := req.Via(); via != nil && via.Port > 0 && !via.Params.Has("rport") {
+		port = via.Port
+	}
+	return net.JoinHostPort(from.IP.String(), strconv.Itoa(port))
 }
 
 func (e *endpoint) answerSTUN(udp *net.UDPConn, p sip.TransportReadProps, data []byte) {

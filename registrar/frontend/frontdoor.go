@@ -49,6 +49,9 @@ func NewFrontDoor(cfg FrontDoorConfig, opts Options) *FrontDoor {
 	}
 	d.ep.handlers[sip.REGISTER] = d.onRegister
 	d.ep.handlers[sip.OPTIONS] = d.onOptions
+	d.ep.inline[sip.OPTIONS] = true
+	// A proxying front door waits for the registrar: that needs sipgo's transactions.
+	d.ep.inline[sip.REGISTER] = d.fd.Mode == topology.ModeRedirect
 	return d
 }
 

@@ -42,6 +42,8 @@ func NewFrontEnd(cfg FrontEndConfig, opts Options) *FrontEnd {
 	}
 	f.ep.handlers[sip.REGISTER] = f.register
 	f.ep.handlers[sip.OPTIONS] = f.onOptions
+	f.ep.inline[sip.REGISTER] = true // neither ever blocks
+	f.ep.inline[sip.OPTIONS] = true
 	return f
 }
 

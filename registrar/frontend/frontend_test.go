@@ -66,7 +66,9 @@ func TestTxKeyAndRetransCache(t *testing.T) {
 	c.now = func() time.Time { return now }
 	req.SetSource("127.0.0.1:5080")
 	res := sip.NewResponseFromRequest(req, 200, "OK", nil)
-	c.put(key, res)
+	if _, err := c.put(key, res); err != nil {
+		t.Fatal(err)
+	}
 	cr, ok := c.get(key)
 	if !ok || cr.dst != netip.MustParseAddrPort("127.0.0.1:5080") || len(cr.data) == 0 {
 		t.Fatalf("cached %+v %v", cr, ok)

@@ -1,6 +1,7 @@
 package frontend
 
 import (
+	"fmt"
 	"net"
 	"net/netip"
 	"strconv"
@@ -11,8 +12,8 @@ import (
 	"github.com/emiago/sipgo/sip"
 )
 
-// retransCache answers retransmitted UDP requests with the final response already sent, in place
-// of sipgo's completed server transactions. sipgo keeps each UDP transaction, with its parsed
+// retransCache holds the final responses sent over UDP, to answer retransmitted requests in
+// place of sipgo's completed server transactions. sipgo keeps each UDP transaction, with its parsed
 // request and response, for Timer J (64*T1 = 32 s): about 4.8 KB each, 190 MB right after
 // 20,000 digest registrations. The cache keeps the serialised response (about 0.5 KB) for the
 // same 32 s, in two generations swapped every 16 s.
@@ -64,17 +65,43 @@ func (c *retransCache) rotate(now time.Time) {
 	}
 }
 
-// put remembers the response sent for the transaction key.
-func (c *retransCache) put(key string, res *sip.Response) {
+// put serialises the response to send for the transaction key and remembers it.
+func (c *retransCache) put(key string, res *sip.Response) (cachedResponse, error) {
 	dst, err := netip.ParseAddrPort(res.Destination())
 	if err != nil {
-		return
+		return cachedResponse{}, fmt.Errorf("response destination %q: %w", res.Destination(), err)
 	}
 	cr := cachedResponse{data: []byte(res.String()), dst: dst}
 	c.mu.Lock()
 	c.rotate(c.now())
 	c.cur[key] = cr
 	c.mu.Unlock()
+	return cr, nil
+}
+
+// begin claims a transaction key for a request about to be served. It returns false with the
+// response already sent (data nil while the first copy is still being served: drop this one).
+func (c *retransCache) begin(key string) (cachedResponse, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.rotate(c.now())
+	if cr, ok := c.cur[key]; ok {
+		return cr, false
+	}
+	if cr, ok := c.prev[key]; ok {
+		return cr, false
+	}
+	c.cur[key] = cachedResponse{}
+	return cachedResponse{}, true
+}
+
+// abandon releases a key claimed by begin when no response was sent.
+func (c *retransCache) abandon(key string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if cr, ok := c.cur[key]; ok && cr.data == nil {
+		delete(c.cur, key)
+	}
 }
 
 // get returns the response sent for the key, if it is still remembered.
