@@ -15,6 +15,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"hash"
+	"hash/maphash"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -23,6 +24,11 @@ import (
 	"github.com/icholy/digest"
 	"github.com/jonboulle/clockwork"
 )
+
+type seenNonce struct {
+	issued int64 // unix nanos, to forget it after the lifetime
+	nc     uint32
+}
 
 // Config is the authenticator's settings.
 type Config struct {
@@ -74,7 +80,8 @@ type Authenticator struct {
 	macs      sync.Pool     // of hash.Hash: HMAC-SHA256 keyed with secret
 
 	mu   sync.Mutex
-	seen map[string]uint32 // nonce -> highest nc accepted
+	seed maphash.Seed
+	seen map[uint64]seenNonce // hash of the nonce -> highest nc accepted; pointer-free for the GC
 }
 
 // Option configures an Authenticator.
@@ -96,7 +103,7 @@ func New(cfg Config, opts ...Option) (*Authenticator, error) {
 			return nil, errors.Join(ErrConfig, errors.New("algorithm "+alg))
 		}
 	}
-	a := &Authenticator{cfg: cfg, clock: clockwork.NewRealClock(), seen: map[string]uint32{}}
+	a := &Authenticator{cfg: cfg, clock: clockwork.NewRealClock(), seen: map[uint64]seenNonce{}, seed: maphash.MakeSeed()}
 	for _, o := range opts {
 		o(a)
 	}
@@ -163,18 +170,24 @@ func (a *Authenticator) nonce(now time.Time) string {
 	return base64.RawURLEncoding.EncodeToString(buf)
 }
 
-// checkNonce returns Stale for an expired nonce, Rejected for one this process did not issue.
-func (a *Authenticator) checkNonce(nonce string, now time.Time) Outcome {
-	raw, err := base64.RawURLEncoding.DecodeString(nonce)
+// checkNonce returns Stale for an expired nonce, Rejected for one this process did not issue,
+// and the time it was issued.
+func (a *Authenticator) checkNonce(nonce string, now time.Time) (Outcome, time.Time) {
+	var raw [nonceLen]byte
+	n, err := base64.RawURLEncoding.Decode(raw[:], []byte(nonce))
 	var mac [16]byte
-	if err != nil || len(raw) != nonceLen || subtle.ConstantTimeCompare(a.seal(mac[:0], raw[:nonceStamp]), raw[nonceStamp:]) != 1 {
-		return Rejected
+	if err != nil || n != nonceLen || subtle.ConstantTimeCompare(a.seal(mac[:0], raw[:nonceStamp]), raw[nonceStamp:]) != 1 {
+		return Rejected, time.Time{}
 	}
 	issued := time.Unix(0, int64(binary.BigEndian.Uint64(raw[:8])))
-	if now.Sub(issued) > a.cfg.NonceLifetime || issued.After(now.Add(time.Minute)) {
-		return Stale
+	if a.expired(issued, now) {
+		return Stale, issued
 	}
-	return OK
+	return OK, issued
+}
+
+func (a *Authenticator) expired(issued, now time.Time) bool {
+	return now.Sub(issued) > a.cfg.NonceLifetime || issued.After(now.Add(time.Minute))
 }
 
 // Verify checks an Authorization header value (authz, "" when absent) of a request with the given
@@ -208,7 +221,8 @@ func (a *Authenticator) Verify(method, authz string, password func(username stri
 		return res
 	}
 	now := a.clock.Now()
-	if o := a.checkNonce(cred.Nonce, now); o != OK {
+	o, issued := a.checkNonce(cred.Nonce, now)
+	if o != OK {
 		res.Outcome, res.Reason = o, "nonce expired or not issued here"
 		return res
 	}
@@ -233,7 +247,7 @@ func (a *Authenticator) Verify(method, authz string, password func(username stri
 		res.Outcome, res.Reason = Rejected, "wrong password"
 		return res
 	}
-	if cred.QOP != "" && !a.advance(cred.Nonce, uint32(cred.Nc)) {
+	if cred.QOP != "" && !a.advance(cred.Nonce, issued, uint32(cred.Nc)) {
 		res.Outcome, res.Reason = Stale, "nonce count replayed"
 		return res
 	}
@@ -242,13 +256,14 @@ func (a *Authenticator) Verify(method, authz string, password func(username stri
 }
 
 // advance records nc for the nonce; false when it does not exceed the highest seen.
-func (a *Authenticator) advance(nonce string, nc uint32) bool {
+func (a *Authenticator) advance(nonce string, issued time.Time, nc uint32) bool {
+	h := maphash.String(a.seed, nonce)
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if nc <= a.seen[nonce] {
+	if nc <= a.seen[h].nc {
 		return false
 	}
-	a.seen[nonce] = nc
+	a.seen[h] = seenNonce{issued: issued.UnixNano(), nc: nc}
 	return true
 }
 
@@ -258,9 +273,9 @@ func (a *Authenticator) Sweep() int {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	n := 0
-	for nonce := range a.seen {
-		if a.checkNonce(nonce, now) != OK {
-			delete(a.seen, nonce)
+	for h, s := range a.seen {
+		if a.expired(time.Unix(0, s.issued), now) {
+			delete(a.seen, h)
 			n++
 		}
 	}
