@@ -30,23 +30,30 @@ const (
 	unregisterMax = 10 * time.Second // quit to binding gone and process exited
 )
 
-// freePort returns a loopback port free for both UDP and TCP (baresip binds both on one port).
+// freePort returns a loopback port P free for UDP and TCP, with P+1 free for TCP too: baresip
+// binds UDP and TCP on its SIP port and TLS on the next one.
 func freePort(t *testing.T) int {
 	t.Helper()
-	for range 50 {
+	for range 100 {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
 		}
 		port := l.Addr().(*net.TCPAddr).Port
-		u, err := net.ListenPacket("udp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		u, uerr := net.ListenPacket("udp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		next, nerr := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port+1)))
 		l.Close()
-		if err == nil {
+		if uerr == nil {
 			u.Close()
+		}
+		if nerr == nil {
+			next.Close()
+		}
+		if uerr == nil && nerr == nil {
 			return port
 		}
 	}
-	t.Fatal("no loopback port free for both UDP and TCP")
+	t.Fatal("no loopback port free for UDP and TCP with the next one free for TCP")
 	return 0
 }
 
@@ -56,7 +63,8 @@ func freePorts(t *testing.T, n int) []int {
 	seen := map[int]bool{}
 	var out []int
 	for len(out) < n {
-		if p := freePort(t); !seen[p] {
+		// Neither the same port nor a neighbour: each baresip port may take the next one.
+		if p := freePort(t); !seen[p] && !seen[p+1] && !seen[p-1] {
 			seen[p] = true
 			out = append(out, p)
 		}
