@@ -24,6 +24,8 @@ type Server struct {
 	log     zerolog.Logger
 	http    *http.Server
 	ln      net.Listener
+	// ending is cancelled by Shutdown, ending event streams that would otherwise hold it.
+	ending context.CancelFunc
 }
 
 // NewServer returns a server for backend that requires token on /api routes.
@@ -77,10 +79,12 @@ func NewServer(backend Backend, token string, log zerolog.Logger) *Server {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no route %s %s (see `fepool ctl --help`)", r.Method, r.URL.Path))
 	})
+	base, ending := context.WithCancel(context.Background())
+	s.ending = ending
 	s.http = &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 5 * time.Second,
-		ErrorLog:          nil,
+		BaseContext:       func(net.Listener) context.Context { return base },
 	}
 	return s
 }
@@ -105,6 +109,7 @@ func (s *Server) Serve() error {
 
 // Shutdown stops accepting and ends open requests (event streams included) within ctx.
 func (s *Server) Shutdown(ctx context.Context) error {
+	s.ending()
 	err := s.http.Shutdown(ctx)
 	if errors.Is(err, context.DeadlineExceeded) {
 		return s.http.Close()
