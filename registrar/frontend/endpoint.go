@@ -69,6 +69,7 @@ type endpoint struct {
 	slots    chan struct{}
 	limiter  *sourceLimiter
 	retrans  *retransCache
+	quit     chan struct{} // closed at stop: ends the cache's expiry ticker
 }
 
 func newEndpoint(name string, addr netip.Addr, ports topology.Ports, opts Options, component string) *endpoint {
@@ -136,6 +137,21 @@ func (e *endpoint) start() error {
 	}
 	e.slots = make(chan struct{}, max(1, e.opts.Limits.MaxInFlight))
 	e.retrans = newRetransCache()
+	e.quit = make(chan struct{})
+	e.serving.Add(1)
+	go func(c *retransCache, quit <-chan struct{}) {
+		defer e.serving.Done()
+		t := time.NewTicker(c.span / 4)
+		defer t.Stop()
+		for {
+			select {
+			case <-quit:
+				return
+			case <-t.C:
+				c.expire()
+			}
+		}
+	}(e.retrans, e.quit)
 	for method, h := range e.handlers {
 		srv.OnRequest(method, e.wrap(socks.udp, h))
 	}
@@ -191,6 +207,7 @@ func (e *endpoint) stop(abrupt bool) {
 	e.mu.Unlock()
 
 	socks.close(abrupt)
+	close(e.quit)
 	e.serving.Wait()
 	done := make(chan struct{})
 	go func() { e.inflight.Wait(); close(done) }()

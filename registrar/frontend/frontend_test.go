@@ -95,7 +95,8 @@ func TestTxKeyAndRetransCache(t *testing.T) {
 		t.Fatal("lost after one rotation")
 	}
 	now = now.Add(16 * time.Second)
-	if _, ok := c.get(key); ok || c.len() != 0 {
+	c.expire() // rotation happens without traffic too
+	if c.len() != 0 {
 		t.Fatal("kept after two rotations")
 	}
 }

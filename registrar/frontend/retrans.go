@@ -170,6 +170,13 @@ func (c *retransCache) put(key string, res *sip.Response) (cachedResponse, error
 	return cr, nil
 }
 
+// expire rotates the generations when due, so an idle listener forgets its responses too.
+func (c *retransCache) expire() {
+	c.mu.Lock()
+	c.rotate(c.now())
+	c.mu.Unlock()
+}
+
 // get returns the response sent for the key, if it is still remembered.
 func (c *retransCache) get(key string) (cachedResponse, bool) {
 	h := c.hash(key)
