@@ -34,6 +34,7 @@ type Responder struct {
 	script Script
 
 	mu       sync.Mutex
+	forget   bool // do not keep requests (large populations)
 	requests []*sip.Request
 	peer     netip.AddrPort // where the last request came from
 	wg       sync.WaitGroup
@@ -66,6 +67,13 @@ func (r *Responder) SetScript(s Script) {
 	r.mu.Unlock()
 }
 
+// Forget stops keeping the requests received (for large populations).
+func (r *Responder) Forget() {
+	r.mu.Lock()
+	r.forget, r.requests = true, nil
+	r.mu.Unlock()
+}
+
 // Requests returns the requests received so far.
 func (r *Responder) Requests() []*sip.Request {
 	r.mu.Lock()
@@ -91,7 +99,9 @@ func (r *Responder) serve() {
 		}
 		req.SetSource(from.String())
 		r.mu.Lock()
-		r.requests = append(r.requests, req)
+		if !r.forget {
+			r.requests = append(r.requests, req)
+		}
 		r.peer = from
 		script := r.script
 		r.mu.Unlock()
