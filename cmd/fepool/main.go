@@ -86,7 +86,7 @@ then, from another terminal:
 	root.SetIn(e.stdin)
 	root.SetOut(e.stdout)
 	root.SetErr(e.stderr)
-	root.AddCommand(serveCmd(e), ctlCmd(e), versionCmd(e))
+	root.AddCommand(serveCmd(e), ctlCmd(e), phoneCmd(e), versionCmd(e))
 	root.SetArgs(powershellArgs(args))
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return withCode(exitUsage, fmt.Errorf("%w\nrun '%s --help' for usage", err, c.CommandPath()))

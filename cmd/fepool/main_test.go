@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -150,3 +153,70 @@ func TestServeAndCtl(t *testing.T) {
 }
 
 func regexpMatch(s, re string) bool { return regexp.MustCompile(re).MatchString(s) }
+
+// lockedBuffer is a bytes.Buffer safe for a writer and a reader.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func TestPhone(t *testing.T) {
+	envr := registrartest.Start(t, registrartest.Topology)
+	door := envr.DoorAddr(t, "pool-a.contoso.com", "udp")
+	in, feed := io.Pipe()
+	out := &lockedBuffer{}
+	done := make(chan int)
+	go func() {
+		done <- run(context.Background(), []string{"phone", "--user", "sip:user00042@contoso.com", "--password", "secret",
+			"--server", "pool-a.contoso.com:" + strconv.Itoa(int(door.Port())), "--host", "pool-a.contoso.com=" + door.Addr().String()},
+			env{stdin: in, stdout: out, stderr: out, getenv: func(string) string { return "" }})
+	}()
+	waitOut := func(want string) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for !strings.Contains(out.String(), want) {
+			if time.Now().After(deadline) {
+				t.Fatalf("phone output lacks %q:\n%s", want, out.String())
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	waitOut("registered pool-a.contoso.com=")
+	fmt.Fprintln(feed, "status")
+	waitOut("Mode      : regular")
+	fmt.Fprintln(feed, "unregister")
+	waitOut("signed-out")
+	if regs, _ := envr.R.Registrations("user00042@contoso.com"); len(regs.Bindings) != 0 {
+		t.Fatalf("unregister left %+v", regs)
+	}
+	fmt.Fprintln(feed, "bogus")
+	waitOut(`unknown command "bogus"`)
+	fmt.Fprintln(feed, "quit")
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Fatalf("phone exited %d:\n%s", code, out.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("phone did not quit")
+	}
+	feed.Close()
+	if code, _, errOut := runCLI(t, context.Background(), "phone", "--user", "nobody", "--server", "127.0.0.1"); code != exitUsage || !strings.Contains(errOut, "not a SIP address") {
+		t.Fatalf("bad user: %d %s", code, errOut)
+	}
+	if code, _, errOut := runCLI(t, context.Background(), "phone", "--user", "sip:a@b.c", "--server", "pool-z.contoso.com"); code != exitUsage || !strings.Contains(errOut, "hosts map") {
+		t.Fatalf("unresolvable server: %d %s", code, errOut)
+	}
+}
