@@ -3,6 +3,7 @@ package topology
 import (
 	"errors"
 	"fmt"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"time"
@@ -11,6 +12,8 @@ import (
 	"github.com/goccy/go-yaml/ast"
 	"github.com/goccy/go-yaml/parser"
 	"github.com/goccy/go-yaml/token"
+
+	"github.com/fepool/fepool/configs"
 )
 
 // The file's shape. Pointers and Duration distinguish "absent" from zero so defaults apply.
@@ -21,6 +24,8 @@ type fileTopology struct {
 	Admin        fileAdmin   `yaml:"admin"`
 	SIP          fileSIP     `yaml:"sip"`
 	Fabric       fileFabric  `yaml:"fabric"`
+	Pairing      filePairing `yaml:"pairing"`
+	BackEnd      fileBackEnd `yaml:"back_end"`
 	Pools        []filePool  `yaml:"pools"`
 	Users        []fileUsers `yaml:"users"`
 }
@@ -64,6 +69,27 @@ type fileFabric struct {
 	QuorumLossShutdown Duration `yaml:"quorum_loss_shutdown"`
 }
 
+type filePairing struct {
+	Heartbeat    Duration  `yaml:"heartbeat"`
+	BeforeTimer  string    `yaml:"before_timer"`
+	FailoverWait Duration  `yaml:"failover_wait"`
+	FailbackWait Duration  `yaml:"failback_wait"`
+	FailbackPace *filePace `yaml:"failback_pace"`
+}
+
+type filePace struct {
+	Users *int     `yaml:"users"`
+	Per   Duration `yaml:"per"`
+}
+
+type fileBackEnd struct {
+	SurvivableAfter Duration `yaml:"survivable_after"`
+}
+
+type filePoolBackEnd struct {
+	Path string `yaml:"path"`
+}
+
 // PortsFile is the YAML shape of a listener's ports (exported only so the decoder can inline it).
 type PortsFile struct {
 	UDP *int `yaml:"udp"`
@@ -72,13 +98,15 @@ type PortsFile struct {
 }
 
 type filePool struct {
-	FQDN          string         `yaml:"fqdn"`
-	Edition       string         `yaml:"edition"`
-	Backup        string         `yaml:"backup"`
-	RoutingGroups *int           `yaml:"routing_groups"`
-	Ports         *PortsFile     `yaml:"ports"`
-	FrontDoor     *fileFrontDoor `yaml:"front_door"`
-	FrontEnds     []fileFrontEnd `yaml:"front_ends"`
+	FQDN            string           `yaml:"fqdn"`
+	Edition         string           `yaml:"edition"`
+	Backup          string           `yaml:"backup"`
+	RoutingGroups   *int             `yaml:"routing_groups"`
+	Ports           *PortsFile       `yaml:"ports"`
+	FrontDoor       *fileFrontDoor   `yaml:"front_door"`
+	FrontEnds       []fileFrontEnd   `yaml:"front_ends"`
+	ResiliencyTimer Duration         `yaml:"resiliency_timer"`
+	BackEnd         *filePoolBackEnd `yaml:"back_end"`
 }
 
 type fileFrontEnd struct {
@@ -194,6 +222,9 @@ func Parse(name string, data []byte) (*Topology, error) {
 		return nil, &Error{File: name, Msg: err.Error()}
 	}
 	v := &validator{name: name, ast: file}
+	if name != configs.DefaultTopologyName {
+		v.dir = filepath.Dir(name)
+	}
 	t := v.resolve(&f)
 	if len(v.errs) > 0 {
 		return nil, errors.Join(v.errs...)
@@ -205,6 +236,7 @@ func Parse(name string, data []byte) (*Topology, error) {
 // validator resolves the file into a Topology, collecting every error with its position.
 type validator struct {
 	name string
+	dir  string // the file's directory, for relative Back End paths ("" for the embedded default)
 	ast  *ast.File
 	errs []error
 }

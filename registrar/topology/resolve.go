@@ -5,6 +5,7 @@ import (
 	"math"
 	"net"
 	"net/netip"
+	"path/filepath"
 	"strings"
 	"time"
 )
@@ -32,8 +33,9 @@ func (v *validator) resolve(f *fileTopology) *Topology {
 		FailureDetection:   v.duration("fabric.failure_detection", f.Fabric.FailureDetection, 2*time.Second, 0, time.Hour),
 		QuorumLossShutdown: v.duration("fabric.quorum_loss_shutdown", f.Fabric.QuorumLossShutdown, 5*time.Minute, 0, 24*time.Hour),
 	}
+	t.Pairing = v.pairing(f.Pairing, f.BackEnd)
 	t.Pools = v.pools(f.Pools)
-	v.pairing(t)
+	v.pairs(t)
 	v.addresses(t)
 	t.Users = v.users(t, f.Users)
 	return t
@@ -135,6 +137,14 @@ func (v *validator) pools(fps []filePool) []*Pool {
 			seen[p.FQDN] = i
 		}
 		p.RoutingGroups = v.intValue(path+".routing_groups", fp.RoutingGroups, DefaultRoutingGroups, 1, 100000)
+		p.ResiliencyTimer = v.duration(path+".resiliency_timer", fp.ResiliencyTimer, 120*time.Second, 0, 24*time.Hour)
+		p.BackEndPath = InMemory
+		if fp.BackEnd != nil && strings.TrimSpace(fp.BackEnd.Path) != "" {
+			p.BackEndPath = strings.TrimSpace(fp.BackEnd.Path)
+			if p.BackEndPath != InMemory && !filepath.IsAbs(p.BackEndPath) && v.dir != "" {
+				p.BackEndPath = filepath.Join(v.dir, p.BackEndPath)
+			}
+		}
 		poolPorts := Ports{UDP: DefaultPort, TCP: DefaultPort, TLS: DefaultTLSPort}
 		if fp.Ports != nil {
 			poolPorts = v.ports(path+".ports", *fp.Ports, Ports{})
@@ -241,7 +251,31 @@ func (v *validator) loopback(path, s string) netip.Addr {
 	return a
 }
 
-func (v *validator) pairing(t *Topology) {
+func (v *validator) pairing(p filePairing, b fileBackEnd) Pairing {
+	out := Pairing{
+		Heartbeat:       v.duration("pairing.heartbeat", p.Heartbeat, 5*time.Second, 100*time.Millisecond, time.Hour),
+		BeforeTimer:     strings.ToLower(strings.TrimSpace(p.BeforeTimer)),
+		FailoverWait:    v.duration("pairing.failover_wait", p.FailoverWait, 15*time.Second, 0, 24*time.Hour),
+		FailbackWait:    v.duration("pairing.failback_wait", p.FailbackWait, 15*time.Second, 0, 24*time.Hour),
+		FailbackUsers:   20000,
+		FailbackPer:     time.Hour,
+		SurvivableAfter: v.duration("back_end.survivable_after", b.SurvivableAfter, 30*time.Minute, 0, 7*24*time.Hour),
+	}
+	switch out.BeforeTimer {
+	case "":
+		out.BeforeTimer = Before503
+	case Before503, Before480, BeforeDrop:
+	default:
+		v.fail("pairing.before_timer", "%q is not 503, 480 or drop", p.BeforeTimer)
+	}
+	if pace := p.FailbackPace; pace != nil {
+		out.FailbackUsers = v.intValue("pairing.failback_pace.users", pace.Users, 20000, 1, 10_000_000)
+		out.FailbackPer = v.duration("pairing.failback_pace.per", pace.Per, time.Hour, time.Millisecond, 7*24*time.Hour)
+	}
+	return out
+}
+
+func (v *validator) pairs(t *Topology) {
 	for _, p := range t.Pools {
 		if p.Backup == "" {
 			continue

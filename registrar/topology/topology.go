@@ -62,6 +62,7 @@ type Topology struct {
 	Admin        Admin
 	SIP          SIP
 	Fabric       Fabric
+	Pairing      Pairing
 	Pools        []*Pool
 	Users        *Directory
 }
@@ -112,6 +113,35 @@ type Fabric struct {
 	QuorumLossShutdown time.Duration
 }
 
+// Answers of a backup pool to a home pool's user before the resiliency timer expires.
+const (
+	Before503  = "503"  // 503 Service Unavailable with Retry-After and ms-diagnostics
+	Before480  = "480"  // 480 Temporarily Unavailable with Retry-After and ms-diagnostics
+	BeforeDrop = "drop" // no answer at all
+)
+
+// Pairing holds the disaster-recovery settings shared by paired pools.
+type Pairing struct {
+	// Heartbeat is how often paired pools check each other.
+	Heartbeat time.Duration
+	// BeforeTimer is how a backup pool answers a home pool's user before the resiliency timer
+	// expired: Before503 (default), Before480 or BeforeDrop.
+	BeforeTimer string
+	// FailoverWait and FailbackWait are the default -WaitTime of Invoke-CsPoolFailOver (the data
+	// sync of a planned failover) and of Invoke-CsPoolFailBack.
+	FailoverWait, FailbackWait time.Duration
+	// FailbackUsers per FailbackPer is the pace at which failback moves signed-in users home
+	// (20,000 per 60 minutes by default, as Microsoft documents).
+	FailbackUsers int
+	FailbackPer   time.Duration
+	// SurvivableAfter is how long a Back End outage lasts before the pool's users drop to
+	// resiliency mode (survivable mode).
+	SurvivableAfter time.Duration
+}
+
+// InMemory is the Back End path that keeps nothing across restarts.
+const InMemory = ":memory:"
+
 // Pool is a Front End pool.
 type Pool struct {
 	Index         int
@@ -121,6 +151,11 @@ type Pool struct {
 	RoutingGroups int
 	FrontEnds     []*FrontEnd // topology order = "first servers"
 	FrontDoor     *FrontDoor  // nil when the pool has none
+	// ResiliencyTimer is the failure detection interval: how long the backup pool must miss
+	// this pool's heartbeat before it serves this pool's users (in resiliency mode).
+	ResiliencyTimer time.Duration
+	// BackEndPath is the SQLite file of the pool's Back End, or InMemory.
+	BackEndPath string
 }
 
 // FrontEnd is one Front End server.

@@ -1,0 +1,86 @@
+package backend
+
+import (
+	"errors"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+var t0 = time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC)
+
+func TestContactsOutageSyncAndRestart(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "pool-a.db")
+	a, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.SetContact("alice@contoso.com", "pool-a", Contact{URI: "sip:bob@contoso.com", DisplayName: "Bob"}); err != nil {
+		t.Fatal(err)
+	}
+	a.SetContact("alice@contoso.com", "pool-a", Contact{URI: "sip:bob@contoso.com", DisplayName: "Robert", Groups: "1"})
+	a.SetContact("alice@contoso.com", "pool-a", Contact{URI: "sip:carol@contoso.com"})
+	a.SetContact("dave@contoso.com", "pool-b", Contact{URI: "sip:erin@contoso.com"})
+	cs, _ := a.Contacts("alice@contoso.com")
+	if len(cs) != 2 || cs[0].DisplayName != "Robert" || cs[0].Groups != "1" {
+		t.Fatalf("contacts %+v", cs)
+	}
+	// An outage refuses changes but not reads.
+	a.SetUp(false, t0)
+	if up, since := a.Up(); up || !since.Equal(t0) {
+		t.Fatalf("Up = %v %v", up, since)
+	}
+	if err := a.SetContact("alice@contoso.com", "pool-a", Contact{URI: "sip:x@y.z"}); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("SetContact during an outage: %v", err)
+	}
+	if err := a.DeleteContact("alice@contoso.com", "sip:bob@contoso.com"); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("DeleteContact during an outage: %v", err)
+	}
+	if cs, err := a.Contacts("alice@contoso.com"); err != nil || len(cs) != 2 {
+		t.Fatalf("read during an outage: %v %v", cs, err)
+	}
+	a.SetUp(true, t0)
+	// Sync copies exactly one home pool's users.
+	b, err := Open(":memory:")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	b.SetContact("alice@contoso.com", "pool-a", Contact{URI: "sip:stale@contoso.com"})
+	if n, err := a.SyncUsers(b, "pool-a"); err != nil || n != 2 {
+		t.Fatalf("sync: %d %v", n, err)
+	}
+	if cs, _ := b.Contacts("alice@contoso.com"); len(cs) != 2 || cs[1].URI != "sip:carol@contoso.com" {
+		t.Fatalf("synced %+v", cs)
+	}
+	if cs, _ := b.Contacts("dave@contoso.com"); len(cs) != 0 {
+		t.Fatalf("sync copied another pool's user: %+v", cs)
+	}
+	// DR state and contacts survive a restart.
+	if err := a.SaveDR(DRState{Pool: "pool-a", State: "FailedOver", Since: t0, Detail: "disaster"}); err != nil {
+		t.Fatal(err)
+	}
+	a.DeleteContact("alice@contoso.com", "sip:carol@contoso.com")
+	a.Close()
+	a, err = Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	if cs, _ := a.Contacts("alice@contoso.com"); len(cs) != 1 || cs[0].URI != "sip:bob@contoso.com" {
+		t.Fatalf("after a restart: %+v", cs)
+	}
+	d, ok, err := a.LoadDR("pool-a")
+	if err != nil || !ok || d.State != "FailedOver" || !d.Since.Equal(t0) || d.Detail != "disaster" {
+		t.Fatalf("LoadDR = %+v %v %v", d, ok, err)
+	}
+	if _, ok, _ := a.LoadDR("pool-z"); ok {
+		t.Fatal("LoadDR found an unknown pool")
+	}
+}
+
+func TestOpenBadPath(t *testing.T) {
+	if _, err := Open(filepath.Join(t.TempDir(), "missing-dir", "x.db")); err == nil {
+		t.Fatal("opened a database in a directory that does not exist")
+	}
+}
