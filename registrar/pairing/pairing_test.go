@@ -1,0 +1,197 @@
+package pairing
+
+import (
+	"errors"
+	"slices"
+	"testing"
+	"time"
+)
+
+var t0 = time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC)
+
+func kinds(ev []Event) []Kind {
+	var out []Kind
+	for _, e := range ev {
+		out = append(out, e.Kind)
+	}
+	return out
+}
+
+func has(ev []Event, k Kind) bool { return slices.Contains(kinds(ev), k) }
+
+func pair() *Pair {
+	return New(Config{Timer: 120 * time.Second, FailbackUsers: 20000, FailbackPer: time.Hour}, t0)
+}
+
+func TestResiliencyTimer(t *testing.T) {
+	p := pair()
+	if ev := p.Observe(t0, true); len(ev) != 0 {
+		t.Fatalf("first heartbeat: %v", kinds(ev))
+	}
+	at := t0.Add(10 * time.Second)
+	if ev := p.Observe(at, false); !has(ev, HeartbeatLost) {
+		t.Fatalf("missed heartbeat: %v", kinds(ev))
+	}
+	// The timer counts from the last heartbeat heard.
+	if left := p.TimerLeft(at); left != 110*time.Second {
+		t.Fatalf("TimerLeft = %s", left)
+	}
+	if d, ok := p.NextDeadline(); !ok || !d.Equal(t0.Add(120*time.Second)) {
+		t.Fatalf("deadline %v %v", d, ok)
+	}
+	if ev := p.Observe(t0.Add(119*time.Second), false); len(ev) != 0 || p.TimerExpired() {
+		t.Fatalf("before the timer: %v", kinds(ev))
+	}
+	if ev := p.Tick(t0.Add(120 * time.Second)); !has(ev, TimerExpired) || !p.TimerExpired() {
+		t.Fatalf("at the timer: %v", kinds(ev))
+	}
+	if ev := p.Observe(t0.Add(121*time.Second), false); len(ev) != 0 {
+		t.Fatalf("expired twice: %v", kinds(ev))
+	}
+	// Hearing the home pool again resets it.
+	if ev := p.Observe(t0.Add(200*time.Second), true); !has(ev, HeartbeatRestored) || p.TimerExpired() {
+		t.Fatalf("restored: %v", kinds(ev))
+	}
+	if _, ok := p.NextDeadline(); ok {
+		t.Fatal("a deadline while hearing the home pool")
+	}
+}
+
+func TestFailOverRules(t *testing.T) {
+	for _, tc := range []struct {
+		name             string
+		state            State
+		opts             FailOverOptions
+		homeUp, backupUp bool
+		err              error
+		after            State
+	}{
+		{"planned, home up", Active, FailOverOptions{WaitTime: 15 * time.Second}, true, true, nil, FailingOver},
+		{"planned, home down", Active, FailOverOptions{}, false, true, ErrDown, Active},
+		{"disaster, home down", Active, FailOverOptions{DisasterMode: true}, false, true, nil, FailedOver},
+		{"backup down", Active, FailOverOptions{DisasterMode: true}, false, false, ErrDown, Active},
+		{"already failed over", FailedOver, FailOverOptions{DisasterMode: true}, false, true, ErrState, FailedOver},
+		{"failing back", FailingBack, FailOverOptions{DisasterMode: true}, true, true, ErrState, FailingBack},
+		{"what if", Active, FailOverOptions{DisasterMode: true, WhatIf: true}, false, true, nil, Active},
+		{"skip verification", Active, FailOverOptions{SkipDataVerification: true, WaitTime: time.Hour}, true, true, nil, FailedOver},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := pair()
+			p.Restore(tc.state, t0)
+			_, err := p.FailOver(t0, tc.opts, tc.homeUp, tc.backupUp)
+			if !errors.Is(err, tc.err) {
+				t.Fatalf("err %v, want %v", err, tc.err)
+			}
+			if s, _ := p.State(); s != tc.after {
+				t.Fatalf("state %s, want %s", s, tc.after)
+			}
+		})
+	}
+}
+
+func TestPlannedFailoverWaitsForTheSync(t *testing.T) {
+	p := pair()
+	ev, err := p.FailOver(t0, FailOverOptions{WaitTime: 15 * time.Second}, true, true)
+	if err != nil || !has(ev, FailoverStarted) {
+		t.Fatal(err, kinds(ev))
+	}
+	if d, _ := p.NextDeadline(); !d.Equal(t0.Add(15 * time.Second)) {
+		t.Fatalf("deadline %v", d)
+	}
+	if ev := p.Tick(t0.Add(14 * time.Second)); len(ev) != 0 {
+		t.Fatalf("early: %v", kinds(ev))
+	}
+	if ev := p.Tick(t0.Add(15 * time.Second)); !has(ev, FailedOverEvent) {
+		t.Fatalf("at the wait: %v", kinds(ev))
+	}
+	if p.Disaster() {
+		t.Error("a planned failover says disaster")
+	}
+}
+
+func TestFailBackPaceAndCompletion(t *testing.T) {
+	p := New(Config{Timer: time.Minute, FailbackUsers: 600, FailbackPer: time.Minute}, t0) // 10 users/s
+	if _, err := p.FailBack(t0, 15*time.Second, true); !errors.Is(err, ErrState) {
+		t.Fatalf("failback of an Active pool: %v", err)
+	}
+	p.Restore(FailedOver, t0)
+	if _, err := p.FailBack(t0, 15*time.Second, false); !errors.Is(err, ErrDown) {
+		t.Fatalf("failback with the home pool down: %v", err)
+	}
+	ev, err := p.FailBack(t0, 15*time.Second, true)
+	if err != nil || !has(ev, FailbackStarted) {
+		t.Fatal(err, kinds(ev))
+	}
+	if p.Due(t0.Add(10*time.Second)) != 0 {
+		t.Fatal("users moved during the sync")
+	}
+	if _, err := p.FailOver(t0, FailOverOptions{DisasterMode: true}, true, true); !errors.Is(err, ErrState) {
+		t.Fatalf("failover during a failback: %v", err)
+	}
+	start := t0.Add(15 * time.Second)
+	if ev := p.Tick(start); !has(ev, FailbackMoving) {
+		t.Fatalf("after the sync: %v", kinds(ev))
+	}
+	if d, _ := p.NextDeadline(); !d.Equal(start.Add(100 * time.Millisecond)) {
+		t.Fatalf("next move at %v", d)
+	}
+	if n := p.Due(start.Add(2 * time.Second)); n != 20 {
+		t.Fatalf("due after 2 s: %d, want 20", n)
+	}
+	ev = p.Moved(start.Add(2*time.Second), 20, 80)
+	if !has(ev, FailbackProgress) || p.Progress().Percent != 20 {
+		t.Fatalf("progress %+v %v", p.Progress(), kinds(ev))
+	}
+	if n := p.Due(start.Add(2 * time.Second)); n != 0 {
+		t.Fatalf("due again: %d", n)
+	}
+	ev = p.Moved(start.Add(10*time.Second), 80, 0)
+	if !has(ev, FailedBack) {
+		t.Fatalf("completion: %v", kinds(ev))
+	}
+	if s, _ := p.State(); s != Active {
+		t.Fatalf("state %s after the failback", s)
+	}
+}
+
+func TestDecide(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		s    Situation
+		want Decision
+	}{
+		{"active, home serving", Situation{State: Active, HomeServing: true, HasBackup: true, BackupServing: true}, Decision{Where: Home}},
+		{"active, home survivable", Situation{State: Active, HomeServing: true, HomeSurvivable: true}, Decision{Where: Home, Resiliency: true}},
+		{"active, home down, timer running", Situation{State: Active, HasBackup: true, BackupServing: true, TimerLeft: 42 * time.Second}, Decision{Where: Wait, RetryAfter: 42 * time.Second}},
+		{"active, home down, timer nearly out", Situation{State: Active, HasBackup: true, BackupServing: true}, Decision{Where: Wait, RetryAfter: time.Second}},
+		{"active, home down, timer expired", Situation{State: Active, HasBackup: true, BackupServing: true, TimerExpired: true}, Decision{Where: Backup, Resiliency: true}},
+		{"active, home down, no backup", Situation{State: Active}, Decision{Where: Nowhere}},
+		{"active, both down", Situation{State: Active, HasBackup: true, TimerExpired: true}, Decision{Where: Nowhere}},
+		{"failing over", Situation{State: FailingOver, HomeServing: true, HasBackup: true, BackupServing: true}, Decision{Where: Backup, Resiliency: true}},
+		{"failed over", Situation{State: FailedOver, HomeServing: true, HasBackup: true, BackupServing: true}, Decision{Where: Backup}},
+		{"failed over, backup survivable", Situation{State: FailedOver, HasBackup: true, BackupServing: true, BackupSurvivable: true}, Decision{Where: Backup, Resiliency: true}},
+		{"failed over, backup down", Situation{State: FailedOver, HomeServing: true, HasBackup: true}, Decision{Where: Nowhere}},
+		{"failing back", Situation{State: FailingBack, HomeServing: true, HasBackup: true, BackupServing: true}, Decision{Where: Home, Resiliency: true}},
+		{"failing back, home down again", Situation{State: FailingBack, HasBackup: true, BackupServing: true}, Decision{Where: Backup, Resiliency: true}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := Decide(tc.s); got != tc.want {
+				t.Fatalf("Decide = %+v, want %+v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestPlanAndParse(t *testing.T) {
+	if s := (FailOverOptions{WaitTime: 15 * time.Second, FlushStorageService: true}).Plan("pool-a", "pool-b"); s == "" {
+		t.Fatal("empty plan")
+	}
+	for _, st := range []State{Active, FailingOver, FailedOver, FailingBack} {
+		if got, err := ParseState(st.String()); err != nil || got != st {
+			t.Fatalf("ParseState(%s) = %v %v", st, got, err)
+		}
+	}
+	if _, err := ParseState("Sideways"); err == nil {
+		t.Fatal("ParseState accepted Sideways")
+	}
+}
