@@ -3,10 +3,12 @@ package registrar
 import (
 	"errors"
 	"strings"
+	"time"
 
 	"github.com/fepool/fepool/registrar/fabric"
 	"github.com/fepool/fepool/registrar/frontend"
 	"github.com/fepool/fepool/registrar/location"
+	"github.com/fepool/fepool/registrar/pairing"
 	"github.com/fepool/fepool/registrar/topology"
 )
 
@@ -20,6 +22,22 @@ type poolView struct {
 	fabric *fabric.Snapshot
 	backup int // index of the backup pool, -1 when none
 	fes    []feView
+	// serves: the fabric is started and a Front End runs services.
+	serves bool
+	// stores are the Front Ends' registrations (nil while down), read during a failback.
+	stores []*location.Store
+	dr     drView
+	// backEndDown, since survivableAt minus the survivable threshold.
+	backEndDown  bool
+	survivableAt time.Time
+}
+
+// drView is the pool's pairing as its backup pool sees it.
+type drView struct {
+	state    pairing.State
+	hearing  bool          // the backup pool hears this pool
+	timer    time.Duration // the resiliency timer
+	timerEnd time.Time     // when it expires, while not hearing
 }
 
 type feView struct {
@@ -36,8 +54,21 @@ func (r *Registrar) publish() {
 		if b := r.top.BackupOf(p.top); b != nil {
 			v.backup = b.Index
 		}
+		v.stores = make([]*location.Store, len(p.fes))
 		for j, f := range p.fes {
 			v.fes[j] = feView{top: f.top, up: f.state == StateStarted, ports: f.sip.Ports()}
+			v.stores[j] = f.store.Load()
+		}
+		v.serves = r.servesLocked(p)
+		if p.pair != nil {
+			v.dr.state, _ = p.pair.State()
+			hearing, last := p.pair.Hearing()
+			v.dr.hearing, v.dr.timer, v.dr.timerEnd = hearing, p.top.ResiliencyTimer, last.Add(p.top.ResiliencyTimer)
+		}
+		if p.be != nil {
+			if up, since := p.be.Up(); !up {
+				v.backEndDown, v.survivableAt = true, since.Add(r.top.Pairing.SurvivableAfter)
+			}
 		}
 		s.pools[i] = v
 	}
@@ -69,26 +100,114 @@ func (v *poolView) target(fe int, transport, q string) frontend.Target {
 	return frontend.Target{FQDN: f.top.FQDN, Addr: addrPort(f.top, f.ports.Port(tp)), Transport: tp, Q: q}
 }
 
-// registrars returns the user's registrar targets: the home pool's RG primary (q=0.7) and the
-// backup pool's registrar for the user (q=0.3). ok is false when the home RG has no primary.
-func (s *snapshot) registrars(u topology.User, transport string) (targets []frontend.Target, rg location.RG, ok bool) {
-	home := s.pool(u.Pool)
-	if home == nil {
-		return nil, rg, false
-	}
-	rg = location.RG{Pool: home.top.Index, Index: fabric.RoutingGroupOf(u.AOR, home.top.RoutingGroups)}
-	prim, ok := home.fabric.Primary(rg.Index)
-	if !ok {
-		return nil, rg, false
-	}
-	targets = append(targets, home.target(prim, transport, "0.7"))
+// placement is where a user is served now.
+type placement struct {
+	refuse     *frontend.Route // set when no registrar serves the user now (wait, drop, 503)
+	serving    *poolView
+	rg         location.RG
+	primary    int
+	resiliency bool
+	targets    []frontend.Target // the serving registrar (q=0.7), then the other pool's (q=0.3)
+}
+
+// decide applies the pairing rules to a user of home, as seen from pool at (-1 for a front
+// door, which sees the pools as they are; a backup pool sees its home pool only through the
+// heartbeat).
+func (s *snapshot) decide(home *poolView, aor string, at int, now time.Time) pairing.Decision {
+	sit := pairing.Situation{State: home.dr.state, HomeServing: home.serves, HomeSurvivable: home.survivable(now)}
 	if home.backup >= 0 {
 		b := &s.pools[home.backup]
-		if bprim, ok := b.fabric.Primary(fabric.RoutingGroupOf(u.AOR, b.top.RoutingGroups)); ok {
-			targets = append(targets, b.target(bprim, transport, "0.3"))
+		sit.HasBackup, sit.BackupServing, sit.BackupSurvivable = true, b.serves, b.survivable(now)
+		if at == home.backup {
+			sit.HomeServing = home.dr.hearing
+		}
+		switch {
+		case home.dr.hearing:
+			sit.TimerLeft = home.dr.timer
+		case !now.Before(home.dr.timerEnd):
+			sit.TimerExpired = true
+		default:
+			sit.TimerLeft = home.dr.timerEnd.Sub(now)
+		}
+		if home.dr.state == pairing.FailingBack {
+			sit.RegisteredAtBackup = b.registered(aor, now)
 		}
 	}
-	return targets, rg, true
+	return pairing.Decide(sit)
+}
+
+// place finds where a user is served now and the registrars to name, over transport.
+func (s *snapshot) place(u topology.User, at int, transport string, now time.Time, before beforeTimer) placement {
+	home := s.pool(u.Pool)
+	if home == nil {
+		return placement{refuse: &frontend.Route{Kind: frontend.Unavailable, Diag: frontend.DiagCannotRoute}}
+	}
+	d := s.decide(home, u.AOR, at, now)
+	var serving, other *poolView
+	switch d.Where {
+	case pairing.Home:
+		serving = home
+		if home.backup >= 0 {
+			other = &s.pools[home.backup]
+		}
+	case pairing.Backup:
+		serving, other = &s.pools[home.backup], home
+	case pairing.Wait:
+		return placement{refuse: before.route(d.RetryAfter)}
+	default:
+		return placement{refuse: &frontend.Route{Kind: frontend.Unavailable, Diag: frontend.DiagCannotRoute}}
+	}
+	pl := placement{serving: serving, resiliency: d.Resiliency}
+	pl.rg = location.RG{Pool: serving.top.Index, Index: fabric.RoutingGroupOf(u.AOR, serving.top.RoutingGroups)}
+	prim, ok := serving.fabric.Primary(pl.rg.Index)
+	if !ok {
+		return placement{serving: serving, refuse: &frontend.Route{Kind: frontend.Unavailable, Diag: frontend.DiagCannotRoute}}
+	}
+	pl.primary = prim
+	pl.targets = append(pl.targets, serving.target(prim, transport, "0.7"))
+	if other != nil {
+		if op, ok := other.fabric.Primary(fabric.RoutingGroupOf(u.AOR, other.top.RoutingGroups)); ok {
+			pl.targets = append(pl.targets, other.target(op, transport, "0.3"))
+		}
+	}
+	return pl
+}
+
+// beforeTimer is how a backup pool answers a home pool's user before the resiliency timer
+// expired.
+type beforeTimer struct {
+	answer     string        // topology.Before503, Before480 or BeforeDrop
+	retryAfter time.Duration // the most Retry-After says
+}
+
+func (b beforeTimer) route(left time.Duration) *frontend.Route {
+	if b.answer == topology.BeforeDrop {
+		return &frontend.Route{Kind: frontend.Drop}
+	}
+	route := &frontend.Route{Kind: frontend.Unavailable, Diag: frontend.DiagBeforeResiliencyTimer, RetryAfter: min(left, b.retryAfter)}
+	if b.answer == topology.Before480 {
+		route.Code = 480
+	}
+	return route
+}
+
+func (r *Registrar) beforeTimer() beforeTimer {
+	return beforeTimer{answer: r.top.Pairing.BeforeTimer, retryAfter: r.top.SIP.RetryAfter}
+}
+
+// survivable reports whether the pool's Back End has been down past the survivable threshold.
+func (v *poolView) survivable(now time.Time) bool {
+	return v.backEndDown && !now.Before(v.survivableAt)
+}
+
+// registered reports whether the user has an active registration on its routing group's
+// primary in this pool.
+func (v *poolView) registered(aor string, now time.Time) bool {
+	prim, ok := v.fabric.Primary(fabric.RoutingGroupOf(aor, v.top.RoutingGroups))
+	if !ok || v.stores[prim] == nil {
+		return false
+	}
+	return len(v.stores[prim].Get(aor).Active(now)) > 0
 }
 
 // serving reports whether a Front End of the pool runs services in a started pool.
@@ -102,31 +221,33 @@ func (r *Registrar) Route(self *topology.FrontEnd, u topology.User, transport st
 	if !s.pools[self.Pool.Index].serving(self.Index) {
 		return frontend.Route{Kind: frontend.Unavailable, Diag: frontend.DiagCriticalAppsNotRunning}
 	}
-	targets, rg, ok := s.registrars(u, transport)
-	if !ok {
-		return frontend.Route{Kind: frontend.Unavailable, Diag: frontend.DiagCannotRoute}
+	pl := s.place(u, self.Pool.Index, transport, r.clock.Now(), r.beforeTimer())
+	if pl.refuse != nil {
+		return *pl.refuse
 	}
-	if rg.Pool == self.Pool.Index && targets[0].FQDN == self.FQDN {
-		return frontend.Route{Kind: frontend.Serve, RG: rg}
+	if pl.rg.Pool == self.Pool.Index && pl.primary == self.Index {
+		return frontend.Route{Kind: frontend.Serve, RG: pl.rg, Resiliency: pl.resiliency}
 	}
-	return frontend.Route{Kind: frontend.Redirect, Targets: targets}
+	return frontend.Route{Kind: frontend.Redirect, Targets: pl.targets}
 }
 
 // FrontDoorRoute implements frontend.Cluster.
 func (r *Registrar) FrontDoorRoute(fd *topology.FrontDoor, aor, transport string) frontend.Route {
 	s := r.snap.Load()
 	u, known := r.top.LookupUser(aor)
+	v := &s.pools[fd.Pool.Index]
 	if known {
-		if targets, _, ok := s.registrars(u, transport); ok {
-			return frontend.Route{Kind: frontend.Redirect, Targets: targets}
+		pl := s.place(u, -1, transport, r.clock.Now(), r.beforeTimer())
+		switch {
+		case pl.refuse == nil:
+			return frontend.Route{Kind: frontend.Redirect, Targets: pl.targets}
+		case pl.serving == nil:
+			return *pl.refuse
 		}
+		v = pl.serving
 	}
 	// An unknown user, or one whose routing group has no registrar: a running Front End of the
 	// user's pool (or this front door's) answers properly (challenge then 404, or 503 with why).
-	v := &s.pools[fd.Pool.Index]
-	if known {
-		v = s.pool(u.Pool)
-	}
 	for i := range v.fes {
 		if v.serving(i) {
 			return frontend.Route{Kind: frontend.Forward, Targets: []frontend.Target{v.target(i, transport, "")}}

@@ -116,6 +116,8 @@ func (r *Registrar) poolInfoLocked(p *pool) admin.Pool {
 		a := d.Addrs()
 		out.FrontDoor = &admin.FrontDoor{FQDN: fd.FQDN, Mode: fd.Mode, UDP: addrString(a.UDP), TCP: addrString(a.TCP), TLS: addrString(a.TLS)}
 	}
+	out.DisasterRecovery = r.drInfoLocked(p)
+	out.BackEnd = r.backEndInfoLocked(p)
 	return out
 }
 
@@ -201,6 +203,7 @@ func (r *Registrar) UserPoolInfo(identity string) (admin.UserPoolInfo, error) {
 		out.BackupPoolFqdn = b.FQDN
 		out.BackupPoolPrimaryRegistrar, out.BackupPoolBackupRegistrars, out.BackupPoolMachinesInPreferredOrder = registrarsOf(bp, fabric.RoutingGroupOf(u.AOR, b.RoutingGroups))
 	}
+	r.userPlacementLocked(u, home, &out)
 	return out, nil
 }
 
@@ -315,34 +318,46 @@ func (r *Registrar) ResetRegistrarState(fqdn string, req admin.ResetRequest) (ad
 	return admin.ResetResult{PoolFqdn: p.top.FQDN, ResetType: string(t), Message: strings.Join(msg, "; ")}, nil
 }
 
-// Registrations implements admin.Backend: the user's bindings on their RG's primary.
+// Registrations implements admin.Backend: the user's bindings on the routing group primary
+// that holds them: where the user is served now, else at home, else at the backup pool.
 func (r *Registrar) Registrations(identity string) (admin.Registrations, error) {
 	u, err := r.user(identity)
 	if err != nil {
 		return admin.Registrations{}, err
 	}
 	s := r.snap.Load()
-	home := s.pool(u.Pool)
-	rg := fabric.RoutingGroupOf(u.AOR, home.top.RoutingGroups)
-	out := admin.Registrations{Identity: u.URI(), Pool: u.Pool, RoutingGroup: rg, Bindings: []admin.Binding{}}
-	prim, ok := home.fabric.Primary(rg)
-	if !ok {
-		return out, nil
-	}
-	out.Registrar = home.fes[prim].top.FQDN
-	store := r.pools[home.top.Index].fes[prim].store.Load()
-	if store == nil {
-		return out, nil
-	}
 	now := r.clock.Now()
-	for _, b := range store.Get(u.AOR).Active(now) {
-		out.Bindings = append(out.Bindings, admin.Binding{
-			Contact: b.Contact, Instance: b.Instance, RegID: b.RegID, ExpiresIn: b.ExpiresIn(now),
-			Transport: b.Flow.Transport, Source: b.Flow.Remote, CallID: b.CallID, CSeq: b.CSeq,
-			UserAgent: b.UserAgent, Path: b.Path, Registered: b.Added,
-		})
+	home := s.pool(u.Pool)
+	candidates := []*poolView{home}
+	if pl := s.place(u, -1, topology.UDP, now, r.beforeTimer()); pl.serving != nil && pl.serving != home {
+		candidates = []*poolView{pl.serving, home}
+	} else if home.backup >= 0 {
+		candidates = append(candidates, &s.pools[home.backup])
 	}
-	return out, nil
+	var first *admin.Registrations
+	for _, v := range candidates {
+		rg := fabric.RoutingGroupOf(u.AOR, v.top.RoutingGroups)
+		out := admin.Registrations{Identity: u.URI(), Pool: u.Pool, RegisteredAt: v.top.FQDN, RoutingGroup: rg, Bindings: []admin.Binding{}}
+		if prim, ok := v.fabric.Primary(rg); ok {
+			out.Registrar = v.fes[prim].top.FQDN
+			if store := v.stores[prim]; store != nil {
+				for _, b := range store.Get(u.AOR).Active(now) {
+					out.Bindings = append(out.Bindings, admin.Binding{
+						Contact: b.Contact, Instance: b.Instance, RegID: b.RegID, ExpiresIn: b.ExpiresIn(now),
+						Transport: b.Flow.Transport, Source: b.Flow.Remote, CallID: b.CallID, CSeq: b.CSeq,
+						UserAgent: b.UserAgent, Path: b.Path, Registered: b.Added,
+					})
+				}
+			}
+		}
+		if len(out.Bindings) > 0 {
+			return out, nil
+		}
+		if first == nil {
+			first = &out
+		}
+	}
+	return *first, nil
 }
 
 // MetricsHandler implements admin.Backend.

@@ -55,6 +55,7 @@ func (r *Registrar) afterFabricLocked(p *pool, evs []fabric.Event) {
 	}
 	r.reconcileLocked(p, nil, false)
 	r.armLocked(p)
+	r.heartbeatLocked()
 	r.publish()
 }
 

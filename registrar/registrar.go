@@ -25,11 +25,13 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/fepool/fepool/registrar/admin"
+	"github.com/fepool/fepool/registrar/backend"
 	"github.com/fepool/fepool/registrar/eventlog"
 	"github.com/fepool/fepool/registrar/fabric"
 	"github.com/fepool/fepool/registrar/frontend"
 	"github.com/fepool/fepool/registrar/location"
 	"github.com/fepool/fepool/registrar/metrics"
+	"github.com/fepool/fepool/registrar/pairing"
 	"github.com/fepool/fepool/registrar/sipauth"
 	"github.com/fepool/fepool/registrar/topology"
 )
@@ -81,10 +83,18 @@ type Registrar struct {
 	fes    map[*topology.FrontEnd]*fe
 	doors  []*frontend.FrontDoor
 	closed bool
+	// started: every pool was started once (heartbeats count from then).
+	started bool
+
+	// cut holds the heartbeat links cut by a partition, keyed by the pools' indexes (low first).
+	cut map[[2]int]bool
 
 	snap atomic.Pointer[snapshot]
 	bg   sync.WaitGroup
 	stop chan struct{}
+	// notifying ends in-flight registration-notify batches at Close.
+	notifyCtx    context.Context
+	notifyCancel context.CancelFunc
 }
 
 type pool struct {
@@ -93,6 +103,20 @@ type pool struct {
 	fes    []*fe
 	timer  clockwork.Timer
 	last   *fabric.Snapshot // placement the stores were last reconciled to
+
+	be     *backend.Store
+	backup *pool // nil when the pool has none
+	// pair is this pool's users' disaster-recovery state, as its backup pool sees it (nil
+	// without a backup pool); drTimer fires at its next deadline.
+	pair    *pairing.Pair
+	drTimer clockwork.Timer
+	// unsynced is when a contact change of this pool's users last failed to reach the other
+	// pool's Back End (zero when both hold the same): the backup service retries each heartbeat.
+	unsynced time.Time
+	// survivable is set once the Back End outage outlasted the survivable-mode threshold.
+	survivable bool
+	// toMove lists the users a failback still has to move home (in order).
+	toMove []string
 }
 
 type fe struct {
@@ -125,8 +149,10 @@ func New(cfg Config, opts ...Option) (*Registrar, error) {
 		log:     zerolog.Nop(),
 		metrics: metrics.New(),
 		fes:     map[*topology.FrontEnd]*fe{},
+		cut:     map[[2]int]bool{},
 		stop:    make(chan struct{}),
 	}
+	r.notifyCtx, r.notifyCancel = context.WithCancel(context.Background())
 	for _, o := range opts {
 		o(r)
 	}
@@ -173,6 +199,9 @@ func New(cfg Config, opts ...Option) (*Registrar, error) {
 		if tp.FrontDoor != nil {
 			r.doors = append(r.doors, frontend.NewFrontDoor(frontend.FrontDoorConfig{FrontDoor: tp.FrontDoor, Cluster: r, Auth: r.auth}, opt))
 		}
+	}
+	if err := r.setUpPairs(); err != nil {
+		return nil, err
 	}
 	r.metrics.Registry.MustRegister(&collector{r: r})
 	r.publish()
@@ -224,6 +253,8 @@ func (r *Registrar) Start() error {
 		}
 		r.fabricLocked(p, func(now time.Time) ([]fabric.Event, error) { return p.fabric.Start(now, up...) })
 	}
+	r.started = true
+	r.startPairsLocked()
 	r.mu.Unlock()
 	r.bg.Add(1)
 	go r.housekeeping()
@@ -250,9 +281,13 @@ func (r *Registrar) Close() {
 	}
 	r.closed = true
 	close(r.stop)
+	r.notifyCancel()
 	for _, p := range r.pools {
 		if p.timer != nil {
 			p.timer.Stop()
+		}
+		if p.drTimer != nil {
+			p.drTimer.Stop()
 		}
 	}
 	r.mu.Unlock()
@@ -269,6 +304,9 @@ func (r *Registrar) Close() {
 		}
 	}
 	r.bg.Wait()
+	r.mu.Lock()
+	r.closeBackEnds()
+	r.mu.Unlock()
 	r.log.Info().Msg("fepool registrar stopped")
 }
 

@@ -125,6 +125,37 @@ func (c *Client) Registrations(ctx context.Context, identity string) (out Regist
 	return out, c.do(ctx, http.MethodGet, "/api/v1/users/"+seg(identity)+"/registrations", nil, &out)
 }
 
+// PoolAction crashes, stops or starts every Front End of a pool, takes its Back End down or up,
+// or cuts or heals its heartbeat link to its backup pool.
+func (c *Client) PoolAction(ctx context.Context, pool, action string) (out Pool, err error) {
+	return out, c.do(ctx, http.MethodPost, "/api/v1/pools/"+seg(pool)+"/actions/"+seg(action), nil, &out)
+}
+
+// FailOver is Invoke-CsPoolFailOver.
+func (c *Client) FailOver(ctx context.Context, pool string, req FailOverRequest) (out DRResult, err error) {
+	return out, c.do(ctx, http.MethodPost, "/api/v1/pools/"+seg(pool)+"/failover", req, &out)
+}
+
+// FailBack is Invoke-CsPoolFailBack.
+func (c *Client) FailBack(ctx context.Context, pool string, req FailBackRequest) (out DRResult, err error) {
+	return out, c.do(ctx, http.MethodPost, "/api/v1/pools/"+seg(pool)+"/failback", req, &out)
+}
+
+// BackupRelationship is Get-CsPoolBackupRelationship.
+func (c *Client) BackupRelationship(ctx context.Context, pool string) (out BackupRelationship, err error) {
+	return out, c.do(ctx, http.MethodGet, "/api/v1/pools/"+seg(pool)+"/backup-relationship", nil, &out)
+}
+
+// UpgradeReadiness is Get-CsPoolUpgradeReadinessState.
+func (c *Client) UpgradeReadiness(ctx context.Context, pool string) (out UpgradeReadiness, err error) {
+	return out, c.do(ctx, http.MethodGet, "/api/v1/pools/"+seg(pool)+"/upgrade-readiness", nil, &out)
+}
+
+// Contacts returns a user's contact list.
+func (c *Client) Contacts(ctx context.Context, identity string) (out Contacts, err error) {
+	return out, c.do(ctx, http.MethodGet, "/api/v1/users/"+seg(identity)+"/contacts", nil, &out)
+}
+
 // Health calls /healthz.
 func (c *Client) Health(ctx context.Context) (Health, error) {
 	var h Health

@@ -71,6 +71,32 @@ func NewServer(backend Backend, token string, log zerolog.Logger) *Server {
 	api("GET /api/v1/users/{identity}/registrations", func(_ http.ResponseWriter, r *http.Request) (any, error) {
 		return backend.Registrations(r.PathValue("identity"))
 	})
+	api("POST /api/v1/pools/{fqdn}/actions/{action}", func(_ http.ResponseWriter, r *http.Request) (any, error) {
+		return backend.PoolAction(r.PathValue("fqdn"), r.PathValue("action"))
+	})
+	api("POST /api/v1/pools/{fqdn}/failover", func(_ http.ResponseWriter, r *http.Request) (any, error) {
+		var req FailOverRequest
+		if err := decode(r, &req); err != nil {
+			return nil, err
+		}
+		return backend.FailOver(r.PathValue("fqdn"), req)
+	})
+	api("POST /api/v1/pools/{fqdn}/failback", func(_ http.ResponseWriter, r *http.Request) (any, error) {
+		var req FailBackRequest
+		if err := decode(r, &req); err != nil {
+			return nil, err
+		}
+		return backend.FailBack(r.PathValue("fqdn"), req)
+	})
+	api("GET /api/v1/pools/{fqdn}/backup-relationship", func(_ http.ResponseWriter, r *http.Request) (any, error) {
+		return backend.BackupRelationship(r.PathValue("fqdn"))
+	})
+	api("GET /api/v1/pools/{fqdn}/upgrade-readiness", func(_ http.ResponseWriter, r *http.Request) (any, error) {
+		return backend.UpgradeReadiness(r.PathValue("fqdn"))
+	})
+	api("GET /api/v1/users/{identity}/contacts", func(_ http.ResponseWriter, r *http.Request) (any, error) {
+		return backend.Contacts(r.PathValue("identity"))
+	})
 	mux.HandleFunc("GET /api/v1/events", s.authed(s.events))
 	// Go profiles of the emulator itself, behind the token (curl -H "Authorization: Bearer T").
 	mux.HandleFunc("GET /debug/pprof/", s.authedRaw(pprof.Index))

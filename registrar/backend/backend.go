@@ -143,8 +143,15 @@ func (s *Store) Contacts(aor string) ([]Contact, error) {
 }
 
 // SyncUsers makes dst hold exactly s's contacts of the users homed on home: the backup
-// service's sync before a failover and a failback. It returns the contacts copied.
+// service's sync before a failover and a failback. Both must be up (else ErrUnavailable). It
+// returns the contacts copied.
 func (s *Store) SyncUsers(dst *Store, home string) (int, error) {
+	if err := s.available(); err != nil {
+		return 0, fmt.Errorf("source: %w", err)
+	}
+	if err := dst.available(); err != nil {
+		return 0, fmt.Errorf("destination: %w", err)
+	}
 	rows, err := s.db.Query(`SELECT aor, uri, display_name, groups FROM contacts WHERE home = ?`, home)
 	if err != nil {
 		return 0, err

@@ -14,6 +14,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/fepool/fepool/registrar/backend"
 	"github.com/fepool/fepool/registrar/location"
 	"github.com/fepool/fepool/registrar/topology"
 )
@@ -30,6 +31,8 @@ const (
 	Unavailable
 	// Forward: a proxy-mode front door forwards the request to Targets[0].
 	Forward
+	// Drop: send no answer at all (a backup pool set to ignore users before its timer).
+	Drop
 )
 
 // Target is a registrar a REGISTER is redirected or forwarded to.
@@ -52,14 +55,25 @@ var (
 	DiagCannotRoute            = Diagnostic{1007, "Temporarily cannot route"}
 	DiagUserNotFoundInPool     = Diagnostic{4006, "User not found in pool"}
 	DiagCriticalAppsNotRunning = Diagnostic{5000, "Critical applications not running"}
+	// Our choices: Lync's IDs for these are not public.
+	DiagBeforeResiliencyTimer = Diagnostic{1007, "Temporarily cannot route: the home pool's registrar resiliency timer has not expired"}
+	DiagResiliencyMode        = Diagnostic{1007, "User services unavailable: resiliency mode"}
+	DiagBackEndUnavailable    = Diagnostic{1007, "User services unavailable: Back End unavailable (limited functionality)"}
 )
 
 // Route is a Cluster's decision for one REGISTER.
 type Route struct {
-	Kind    RouteKind
-	RG      location.RG // with Serve
-	Targets []Target    // with Redirect and Forward
-	Diag    Diagnostic  // with Unavailable
+	Kind RouteKind
+	RG   location.RG // with Serve
+	// Resiliency, with Serve: the user gets resiliency mode (a backup pool, a failback, a Back
+	// End outage past its threshold): presence-State says so and persistent changes fail.
+	Resiliency bool
+	Targets    []Target   // with Redirect and Forward
+	Diag       Diagnostic // with Unavailable
+	// Code is the Unavailable status (503 unless set, such as 480), RetryAfter its
+	// Retry-After (the configured default unless set).
+	Code       int
+	RetryAfter time.Duration
 }
 
 // Cluster is what Front Ends and front doors ask of the registrar.
@@ -79,4 +93,7 @@ type Cluster interface {
 	Register(self *topology.FrontEnd, rg location.RG, aor string, req location.Request) (res location.Result, ok bool)
 	// Serving reports whether the Front End's services run (for OPTIONS), and why not.
 	Serving(self *topology.FrontEnd) (bool, Diagnostic)
+	// ChangeContacts applies a persistent change to the user's contact list in the Back End
+	// of the pool that gives the user services (ErrUnavailable-wrapped errors when it is down).
+	ChangeContacts(u topology.User, set []backend.Contact, remove []string) error
 }

@@ -49,6 +49,9 @@ func NewFrontDoor(cfg FrontDoorConfig, opts Options) *FrontDoor {
 	}
 	d.ep.handlers[sip.REGISTER] = d.onRegister
 	d.ep.handlers[sip.OPTIONS] = d.onOptions
+	d.ep.handlers["SERVICE"] = d.onService
+	d.ep.handlers[sip.NOTIFY] = d.onRelay
+	d.ep.handlers["BENOTIFY"] = d.onRelay
 	d.ep.inline[sip.OPTIONS] = true
 	// A proxying front door waits for the registrar: that needs sipgo's transactions.
 	d.ep.inline[sip.REGISTER] = d.fd.Mode == topology.ModeRedirect
@@ -91,9 +94,20 @@ func (d *FrontDoor) redirect(req *sip.Request) *sip.Response {
 	switch route.Kind {
 	case Redirect, Forward:
 		return redirect(d.ep, req, route.Targets)
+	case Drop:
+		return nil
 	default:
-		return unavailable(d.ep, req, route.Diag, d.fd.FQDN)
+		return refusal(d.ep, req, route, d.fd.FQDN)
 	}
+}
+
+// onService sends a contact-list change where REGISTERs for the user go: redirected, or
+// proxied to the user's registrar.
+func (d *FrontDoor) onService(req *sip.Request) *sip.Response {
+	if d.fd.Mode == topology.ModeProxy {
+		return d.proxy(req)
+	}
+	return d.redirect(req)
 }
 
 // proxy forwards the REGISTER to the user's current registrar and returns its final response
@@ -107,8 +121,11 @@ func (d *FrontDoor) proxy(req *sip.Request) *sip.Response {
 		return d.ep.response(req, 483, "Too Many Hops")
 	}
 	route := d.cl.FrontDoorRoute(d.fd, aor, req.Transport())
-	if route.Kind == Unavailable {
-		return unavailable(d.ep, req, route.Diag, d.fd.FQDN)
+	switch route.Kind {
+	case Unavailable:
+		return refusal(d.ep, req, route, d.fd.FQDN)
+	case Drop:
+		return nil
 	}
 	client := d.ep.sipClient()
 	if client == nil || len(route.Targets) == 0 {
@@ -141,7 +158,7 @@ func (d *FrontDoor) forward(ctx context.Context, client *sipgo.Client, req *sip.
 	if mf := fwd.MaxForwards(); mf != nil {
 		mf.Dec()
 	}
-	if !hasPath(fwd, d.pathURI(req)) {
+	if req.Method == sip.REGISTER && !hasPath(fwd, d.pathURI(req)) {
 		fwd.PrependHeader(sip.NewHeader("Path", d.pathURI(req)))
 	}
 	fwd.SetDestination(target.Addr.String())

@@ -42,6 +42,7 @@ func NewFrontEnd(cfg FrontEndConfig, opts Options) *FrontEnd {
 	}
 	f.ep.handlers[sip.REGISTER] = f.register
 	f.ep.handlers[sip.OPTIONS] = f.onOptions
+	f.ep.handlers["SERVICE"] = f.onService
 	f.ep.inline[sip.REGISTER] = true // neither ever blocks
 	f.ep.inline[sip.OPTIONS] = true
 	return f
@@ -94,7 +95,7 @@ func (f *FrontEnd) onOptions(req *sip.Request) *sip.Response {
 		return f.unavailable(req, diag)
 	}
 	res := f.ep.response(req, 200, "OK")
-	res.AppendHeader(sip.NewHeader("Allow", "REGISTER, OPTIONS"))
+	res.AppendHeader(sip.NewHeader("Allow", "REGISTER, OPTIONS, SERVICE"))
 	res.AppendHeader(sip.NewHeader("Supported", "path, outbound"))
 	res.AppendHeader(sip.NewHeader("Accept", "application/sdp"))
 	return res
@@ -115,13 +116,8 @@ func (f *FrontEnd) register(req *sip.Request) *sip.Response {
 	}
 	for attempt := 0; attempt < 2; attempt++ {
 		route := f.cl.Route(f.fe, user, req.Transport())
-		switch route.Kind {
-		case Redirect:
-			return redirect(f.ep, req, route.Targets)
-		case Unavailable:
-			return f.unavailable(req, route.Diag)
-		case Forward:
-			return f.unavailable(req, DiagCannotRoute) // a Front End never proxies
+		if res, done := f.notServed(req, route); done {
+			return res
 		}
 		lreq, err := registerRequest(req, f.ep.addrs())
 		if err != nil {
@@ -131,13 +127,29 @@ func (f *FrontEnd) register(req *sip.Request) *sip.Response {
 		if !ok {
 			continue // the fabric moved the routing group meanwhile: route again
 		}
-		return f.registered(req, lreq, result)
+		return f.registered(req, lreq, result, route.Resiliency)
 	}
 	return f.unavailable(req, DiagCannotRoute)
 }
 
+// notServed answers a request this Front End does not serve (redirect, refusal, silence);
+// done is false when the route says to serve it.
+func (f *FrontEnd) notServed(req *sip.Request, route Route) (res *sip.Response, done bool) {
+	switch route.Kind {
+	case Serve:
+		return nil, false
+	case Redirect:
+		return redirect(f.ep, req, route.Targets), true
+	case Drop:
+		return nil, true
+	case Forward:
+		return f.unavailable(req, DiagCannotRoute), true // a Front End never proxies
+	}
+	return refusal(f.ep, req, route, f.fe.FQDN), true
+}
+
 // registered renders location.Apply's result.
-func (f *FrontEnd) registered(req *sip.Request, lreq location.Request, r location.Result) *sip.Response {
+func (f *FrontEnd) registered(req *sip.Request, lreq location.Request, r location.Result, resiliency bool) *sip.Response {
 	switch r.Status {
 	case 200:
 	case 423:
@@ -163,7 +175,7 @@ func (f *FrontEnd) registered(req *sip.Request, lreq location.Request, r locatio
 		}
 	}
 	res.AppendHeader(sip.NewHeader("Date", now.UTC().Format(http.TimeFormat)))
-	res.AppendHeader(sip.NewHeader("presence-State", presenceState(r.Action, false)))
+	res.AppendHeader(sip.NewHeader("presence-State", presenceState(r.Action, resiliency)))
 	res.AppendHeader(sip.NewHeader("ms-keep-alive", f.ka))
 	outbound := false
 	for _, c := range lreq.Contacts {
@@ -247,9 +259,23 @@ func redirect(ep *endpoint, req *sip.Request, targets []Target) *sip.Response {
 }
 
 func unavailable(ep *endpoint, req *sip.Request, d Diagnostic, source string) *sip.Response {
-	res := ep.response(req, 503, "Service Unavailable")
-	res.AppendHeader(sip.NewHeader("Retry-After", strconv.Itoa(int(ep.opts.RetryAfter/time.Second))))
-	res.AppendHeader(diagnostics(d, source))
+	return refusal(ep, req, Route{Kind: Unavailable, Diag: d}, source)
+}
+
+// refusal answers an Unavailable route: its code (503 by default) with Retry-After and
+// ms-diagnostics.
+func refusal(ep *endpoint, req *sip.Request, route Route, source string) *sip.Response {
+	code, reason := 503, "Service Unavailable"
+	if route.Code == 480 {
+		code, reason = 480, "Temporarily Unavailable"
+	}
+	after := route.RetryAfter
+	if after <= 0 {
+		after = ep.opts.RetryAfter
+	}
+	res := ep.response(req, code, reason)
+	res.AppendHeader(sip.NewHeader("Retry-After", strconv.Itoa(int((after+time.Second-1)/time.Second))))
+	res.AppendHeader(diagnostics(route.Diag, source))
 	return res
 }
 

@@ -25,6 +25,8 @@ type Metrics struct {
 	conns        *prometheus.GaugeVec
 	authOutcomes *prometheus.CounterVec
 	Events       *prometheus.CounterVec
+	// Notifies counts registration-notify requests sent, by outcome (answered, unanswered).
+	Notifies *prometheus.CounterVec
 }
 
 // New creates the collectors and registers them with Go runtime and process collectors.
@@ -63,8 +65,11 @@ func New() *Metrics {
 		Events: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "fepool_events_total", Help: "Event log entries, by kind.",
 		}, []string{"kind"}),
+		Notifies: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "fepool_registration_notify_total", Help: "registration-notify requests sent to move signed-in users between pools, by outcome.",
+		}, []string{"outcome"}),
 	}
-	m.Registry.MustRegister(m.requests, m.responses, m.latency, m.parseErrors, m.dropped, m.keepalives, m.retrans, m.conns, m.authOutcomes, m.Events,
+	m.Registry.MustRegister(m.requests, m.responses, m.latency, m.parseErrors, m.dropped, m.keepalives, m.retrans, m.conns, m.authOutcomes, m.Events, m.Notifies,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -34,6 +34,9 @@ type Situation struct {
 	// HomeSurvivable and BackupSurvivable: the pool's Back End has been down longer than the
 	// survivable-mode threshold, so it serves in resiliency mode.
 	HomeSurvivable, BackupSurvivable bool
+	// RegisteredAtBackup: the user still has a registration at the backup pool (read only
+	// while FailingBack: such users stay there until the failback moves them).
+	RegisteredAtBackup bool
 }
 
 // Decision is where a user is served and how.
@@ -48,6 +51,7 @@ type Decision struct {
 //	state        home serving  backup serving  timer      -> where, mode
 //	FailedOver   any           yes             any        -> backup, regular (resiliency if its Back End is survivable)
 //	FailingOver  any           yes             any        -> backup, resiliency
+//	FailingBack  any           yes (and the user is registered there) -> backup, resiliency
 //	FailingBack  yes           any             any        -> home, resiliency
 //	FailingBack  no            yes             any        -> backup, resiliency
 //	Active       yes           any             any        -> home, regular (resiliency if its Back End is survivable)
@@ -66,6 +70,9 @@ func Decide(s Situation) Decision {
 			return Decision{Where: Backup, Resiliency: true}
 		}
 	case FailingBack:
+		if backup && s.RegisteredAtBackup {
+			return Decision{Where: Backup, Resiliency: true}
+		}
 		if s.HomeServing {
 			return Decision{Where: Home, Resiliency: true}
 		}

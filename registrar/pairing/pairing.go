@@ -204,16 +204,8 @@ func (o FailOverOptions) Plan(home, backup string) string {
 // FailOver starts Invoke-CsPoolFailOver. homeUp says whether the home pool can be reached
 // (required without -DisasterMode); backupUp whether the backup pool serves.
 func (p *Pair) FailOver(now time.Time, o FailOverOptions, homeUp, backupUp bool) ([]Event, error) {
-	switch {
-	case p.state != Active:
-		return nil, fmt.Errorf("%w: the pool is %s", ErrState, p.state)
-	case !backupUp:
-		return nil, fmt.Errorf("%w: the backup pool does not serve users", ErrDown)
-	case !o.DisasterMode && !homeUp:
-		return nil, fmt.Errorf("%w: the pool cannot be reached for a planned failover; use -DisasterMode", ErrDown)
-	}
-	if o.WhatIf {
-		return nil, nil
+	if err := p.CheckFailOver(o, homeUp, backupUp); err != nil || o.WhatIf {
+		return nil, err
 	}
 	p.set(FailingOver, now)
 	p.disaster = o.DisasterMode
@@ -225,21 +217,42 @@ func (p *Pair) FailOver(now time.Time, o FailOverOptions, homeUp, backupUp bool)
 	return append(ev, p.Tick(now)...), nil
 }
 
+// CheckFailOver says whether FailOver would be refused, without changing anything.
+func (p *Pair) CheckFailOver(o FailOverOptions, homeUp, backupUp bool) error {
+	switch {
+	case p.state != Active:
+		return fmt.Errorf("%w: the pool is %s", ErrState, p.state)
+	case !backupUp:
+		return fmt.Errorf("%w: the backup pool does not serve users", ErrDown)
+	case !o.DisasterMode && !homeUp:
+		return fmt.Errorf("%w: the pool cannot be reached for a planned failover; use -DisasterMode", ErrDown)
+	}
+	return nil
+}
+
 // Disaster reports whether the current or last failover was in disaster mode.
 func (p *Pair) Disaster() bool { return p.disaster }
 
 // FailBack starts Invoke-CsPoolFailBack: the home pool must serve again.
 func (p *Pair) FailBack(now time.Time, wait time.Duration, homeUp bool) ([]Event, error) {
-	switch {
-	case p.state != FailedOver:
-		return nil, fmt.Errorf("%w: the pool is %s, not FailedOver", ErrState, p.state)
-	case !homeUp:
-		return nil, fmt.Errorf("%w: the home pool does not serve users yet; restore it first", ErrDown)
+	if err := p.CheckFailBack(homeUp); err != nil {
+		return nil, err
 	}
 	p.set(FailingBack, now)
 	p.phaseEnd, p.moving, p.moved, p.total, p.reportedAt = now.Add(wait), false, 0, 0, 0
 	ev := []Event{{FailbackStarted, fmt.Sprintf("Invoke-CsPoolFailBack started: data synced back for %s, then signed-in users move home at %s", wait, p.paceString())}}
 	return append(ev, p.Tick(now)...), nil
+}
+
+// CheckFailBack says whether FailBack would be refused, without changing anything.
+func (p *Pair) CheckFailBack(homeUp bool) error {
+	switch {
+	case p.state != FailedOver:
+		return fmt.Errorf("%w: the pool is %s, not FailedOver", ErrState, p.state)
+	case !homeUp:
+		return fmt.Errorf("%w: the home pool does not serve users yet; restore it first", ErrDown)
+	}
+	return nil
 }
 
 func (p *Pair) paceString() string {

@@ -172,6 +172,7 @@ func TestDecide(t *testing.T) {
 		{"failed over, backup survivable", Situation{State: FailedOver, HasBackup: true, BackupServing: true, BackupSurvivable: true}, Decision{Where: Backup, Resiliency: true}},
 		{"failed over, backup down", Situation{State: FailedOver, HomeServing: true, HasBackup: true}, Decision{Where: Nowhere}},
 		{"failing back", Situation{State: FailingBack, HomeServing: true, HasBackup: true, BackupServing: true}, Decision{Where: Home, Resiliency: true}},
+		{"failing back, not moved yet", Situation{State: FailingBack, HomeServing: true, HasBackup: true, BackupServing: true, RegisteredAtBackup: true}, Decision{Where: Backup, Resiliency: true}},
 		{"failing back, home down again", Situation{State: FailingBack, HasBackup: true, BackupServing: true}, Decision{Where: Backup, Resiliency: true}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

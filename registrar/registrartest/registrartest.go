@@ -72,6 +72,21 @@ func Start(t testing.TB, yaml string, opts ...registrar.Option) *Env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return run(t, top, opts...)
+}
+
+// StartFile runs a registrar for the topology file at path until the test ends.
+func StartFile(t testing.TB, path string, opts ...registrar.Option) *Env {
+	t.Helper()
+	top, err := topology.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return run(t, top, opts...)
+}
+
+func run(t testing.TB, top *topology.Topology, opts ...registrar.Option) *Env {
+	t.Helper()
 	r, err := registrar.New(registrar.Config{Topology: top}, opts...)
 	if err != nil {
 		t.Fatal(err)
@@ -238,7 +253,7 @@ func (p *Phone) Authorize(req *sip.Request, res *sip.Response, user, password, a
 	if chal == nil {
 		p.t.Fatalf("no %s challenge in %s", algorithm, res.StartLine())
 	}
-	cred, err := digest.Digest(chal, digest.Options{Method: "REGISTER", URI: req.Recipient.String(), Username: user, Password: password})
+	cred, err := digest.Digest(chal, digest.Options{Method: string(req.Method), URI: req.Recipient.String(), Username: user, Password: password})
 	if err != nil {
 		p.t.Fatal(err)
 	}
@@ -248,13 +263,13 @@ func (p *Phone) Authorize(req *sip.Request, res *sip.Response, user, password, a
 	return r
 }
 
-// RegisterAuth sends a REGISTER to dst, answers the challenge with the user's password and
-// returns the final response and the authorised request (to refresh with Next).
+// RegisterAuth sends a REGISTER (or any request) to dst, answers the challenge with the user's
+// password and returns the final response and the authorised request (to refresh with Next).
 func (p *Phone) RegisterAuth(dst netip.AddrPort, req *sip.Request, user, password string) (*sip.Response, *sip.Request) {
 	p.t.Helper()
 	res, err := p.Send(dst, req)
 	if err != nil {
-		p.t.Fatalf("REGISTER to %s: %v", dst, err)
+		p.t.Fatalf("%s to %s: %v", req.Method, dst, err)
 	}
 	if res.StatusCode != 401 {
 		return res, req
@@ -262,9 +277,55 @@ func (p *Phone) RegisterAuth(dst netip.AddrPort, req *sip.Request, user, passwor
 	authed := p.Authorize(req, res, user, password, "")
 	res, err = p.Send(dst, authed)
 	if err != nil {
-		p.t.Fatalf("authorised REGISTER to %s: %v", dst, err)
+		p.t.Fatalf("authorised %s to %s: %v", req.Method, dst, err)
 	}
 	return res, authed
+}
+
+// Service builds a Lync contact-list SERVICE request of aor: add (setContact) the contacts
+// in set and remove (deleteContact) those in remove.
+func (p *Phone) Service(aor string, set, remove []string) *sip.Request {
+	user, host, _ := strings.Cut(aor, "@")
+	req := sip.NewRequest("SERVICE", sip.Uri{Scheme: "sip", User: user, Host: host})
+	from := &sip.FromHeader{Address: sip.Uri{Scheme: "sip", User: user, Host: host}}
+	from.Params.Add("tag", sip.GenerateTagN(8))
+	req.AppendHeader(from)
+	req.AppendHeader(&sip.ToHeader{Address: sip.Uri{Scheme: "sip", User: user, Host: host}})
+	cid := sip.CallIDHeader(fmt.Sprintf("svc-%d@127.0.0.1", time.Now().UnixNano()))
+	req.AppendHeader(&cid)
+	req.AppendHeader(&sip.CSeqHeader{SeqNo: p.cseq.Add(1), MethodName: "SERVICE"})
+	req.AppendHeader(sip.NewHeader("Content-Type", "application/SOAP+xml"))
+	var b strings.Builder
+	b.WriteString(`<SOAP-ENV:Envelope xmlns:SOAP-ENV="http://schemas.xmlsoap.org/soap/envelope/"><SOAP-ENV:Body>`)
+	for _, c := range set {
+		fmt.Fprintf(&b, `<m:setContact xmlns:m="http://schemas.microsoft.com/winrtc/2002/11/sip"><m:displayName></m:displayName><m:groups>1</m:groups><m:URI>%s</m:URI></m:setContact>`, c)
+	}
+	for _, c := range remove {
+		fmt.Fprintf(&b, `<m:deleteContact xmlns:m="http://schemas.microsoft.com/winrtc/2002/11/sip"><m:URI>%s</m:URI></m:deleteContact>`, c)
+	}
+	b.WriteString(`</SOAP-ENV:Body></SOAP-ENV:Envelope>`)
+	req.SetBody([]byte(b.String()))
+	req.SetTransport(p.Transport)
+	return req
+}
+
+// Notifies answers every NOTIFY reaching the phone's sockets with 200 and delivers it on the
+// returned channel (which holds up to 64; more are answered and dropped).
+func (p *Phone) Notifies() <-chan *sip.Request {
+	p.t.Helper()
+	srv, err := sipgo.NewServer(p.UA)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	ch := make(chan *sip.Request, 64)
+	srv.OnNotify(func(req *sip.Request, tx sip.ServerTransaction) {
+		_ = tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
+		select {
+		case ch <- req:
+		default:
+		}
+	})
+	return ch
 }
 
 // Header returns a response header's value ("" when absent).

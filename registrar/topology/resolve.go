@@ -117,6 +117,7 @@ func (v *validator) pools(fps []filePool) []*Pool {
 	}
 	var pools []*Pool
 	seen := map[string]int{}
+	backEnds := map[string]int{}
 	for i, fp := range fps {
 		path := fmt.Sprintf("pools[%d]", i)
 		p := &Pool{
@@ -143,6 +144,12 @@ func (v *validator) pools(fps []filePool) []*Pool {
 			p.BackEndPath = strings.TrimSpace(fp.BackEnd.Path)
 			if p.BackEndPath != InMemory && !filepath.IsAbs(p.BackEndPath) && v.dir != "" {
 				p.BackEndPath = filepath.Join(v.dir, p.BackEndPath)
+			}
+			if p.BackEndPath != InMemory {
+				if j, dup := backEnds[p.BackEndPath]; dup {
+					v.fail(path+".back_end.path", "%s is already the Back End of pools[%d]: each pool needs its own database", p.BackEndPath, j)
+				}
+				backEnds[p.BackEndPath] = i
 			}
 		}
 		poolPorts := Ports{UDP: DefaultPort, TCP: DefaultPort, TLS: DefaultTLSPort}

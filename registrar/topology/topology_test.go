@@ -214,6 +214,17 @@ func TestBadTopologies(t *testing.T) {
 			s = strings.Replace(s, "  - fqdn: pool-b.contoso.com\n", "  - fqdn: pool-b.contoso.com\n    backup: pool-c.contoso.com\n", 1)
 			return strings.Replace(s, "users:", "  - fqdn: pool-c.contoso.com\n    front_ends: [{address: 127.0.3.1}]\nusers:", 1)
 		}, "pools[0].backup: pool-b.contoso.com is paired with pool-c.contoso.com"},
+		{"bad before_timer", func(s string) string { return s + "pairing:\n  before_timer: 404\n" }, `pairing.before_timer: "404" is not 503, 480 or drop`},
+		{"bad heartbeat", func(s string) string { return s + "pairing:\n  heartbeat: 1ms\n" }, "pairing.heartbeat: 1ms is out of range [100ms, 1h0m0s]"},
+		{"bad failback pace", func(s string) string { return s + "pairing:\n  failback_pace: {users: 0, per: 1h}\n" }, "pairing.failback_pace.users: 0 is out of range [1, 10000000]"},
+		{"unknown pairing field", func(s string) string { return s + "pairing:\n  timer: 5s\n" }, `unknown field "timer"`},
+		{"bad resiliency timer", func(s string) string {
+			return strings.Replace(s, "backup: pool-b.contoso.com", "backup: pool-b.contoso.com\n    resiliency_timer: -5s", 1)
+		}, ":6:23: pools[0].resiliency_timer: -5s is out of range [0s, 24h0m0s]"},
+		{"shared back end", func(s string) string {
+			s = strings.Replace(s, "backup: pool-b.contoso.com", "backup: pool-b.contoso.com\n    back_end: {path: be.db}", 1)
+			return strings.Replace(s, "  - fqdn: pool-b.contoso.com\n", "  - fqdn: pool-b.contoso.com\n    back_end: {path: be.db}\n", 1)
+		}, "pools[1].back_end.path: be.db is already the Back End of pools[0]"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Parse("test.yaml", []byte(tc.edit(good)))
@@ -230,6 +241,43 @@ func TestBadTopologies(t *testing.T) {
 	}
 	if _, err := Parse("test.yaml", []byte(good)); err != nil {
 		t.Fatalf("the good base topology fails: %v", err)
+	}
+}
+
+func TestPairingSettings(t *testing.T) {
+	top := mustParse(t, good)
+	for _, p := range top.Pools {
+		if p.ResiliencyTimer != 120*time.Second || p.BackEndPath != InMemory {
+			t.Errorf("%s defaults: timer %s, back end %q", p.FQDN, p.ResiliencyTimer, p.BackEndPath)
+		}
+	}
+	want := Pairing{Heartbeat: 5 * time.Second, BeforeTimer: Before503, FailoverWait: 15 * time.Second, FailbackWait: 15 * time.Second,
+		FailbackUsers: 20000, FailbackPer: time.Hour, SurvivableAfter: 30 * time.Minute}
+	if top.Pairing != want {
+		t.Errorf("pairing defaults = %+v, want %+v", top.Pairing, want)
+	}
+	src := strings.Replace(good, "backup: pool-b.contoso.com", "backup: pool-b.contoso.com\n    resiliency_timer: 300s\n    back_end: {path: a.db}", 1)
+	src += "pairing:\n  heartbeat: 1s\n  before_timer: drop\n  failover_wait: 2s\n  failback_wait: 3s\n  failback_pace: {users: 100, per: 10s}\nback_end:\n  survivable_after: 1m\n"
+	dir := t.TempDir()
+	path := filepath.Join(dir, "t.yaml")
+	if err := os.WriteFile(path, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	top, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := top.Pools[0], top.Pools[1]
+	if a.ResiliencyTimer != 300*time.Second || b.ResiliencyTimer != 120*time.Second {
+		t.Errorf("timers %s %s", a.ResiliencyTimer, b.ResiliencyTimer)
+	}
+	if a.BackEndPath != filepath.Join(dir, "a.db") {
+		t.Errorf("a relative Back End path resolves against the topology's directory: %q", a.BackEndPath)
+	}
+	want = Pairing{Heartbeat: time.Second, BeforeTimer: BeforeDrop, FailoverWait: 2 * time.Second, FailbackWait: 3 * time.Second,
+		FailbackUsers: 100, FailbackPer: 10 * time.Second, SurvivableAfter: time.Minute}
+	if top.Pairing != want {
+		t.Errorf("pairing = %+v, want %+v", top.Pairing, want)
 	}
 }
 
