@@ -129,6 +129,40 @@ func TestAdminAPI(t *testing.T) {
 			t.Errorf("metrics lack %q", want)
 		}
 	}
+	// The pairing cmdlets over HTTP.
+	if _, err := env.Admin.FailOver(ctx, "pool-z.contoso.com", admin.FailOverRequest{}); apiStatus(err) != 404 {
+		t.Fatalf("failover of an unknown pool: %v", err)
+	}
+	if _, err := env.Admin.FailOver(ctx, "pool-a.contoso.com", admin.FailOverRequest{WaitTime: "-3s"}); apiStatus(err) != 400 {
+		t.Fatalf("negative -WaitTime: %v", err)
+	}
+	if _, err := env.Admin.FailBack(ctx, "pool-a.contoso.com", admin.FailBackRequest{}); apiStatus(err) != 409 {
+		t.Fatalf("failback of an active pool: %v", err)
+	}
+	if _, err := env.Admin.PoolAction(ctx, "pool-a.contoso.com", "explode"); apiStatus(err) != 400 {
+		t.Fatalf("unknown pool action: %v", err)
+	}
+	wi, err := env.Admin.FailOver(ctx, "pool-a.contoso.com", admin.FailOverRequest{WhatIf: true, DisasterMode: true})
+	if err != nil || !wi.WhatIf || wi.State != "Active" || !strings.Contains(wi.Message, "disaster mode") {
+		t.Fatalf("failover -WhatIf: %+v %v", wi, err)
+	}
+	req, _ := http.NewRequest(http.MethodPost, base+"/api/v1/pools/pool-a.contoso.com/failover", strings.NewReader(`{"disasterMood": true}`))
+	req.Header.Set("Authorization", "Bearer test-token")
+	if res, err := http.DefaultClient.Do(req); err != nil || res.StatusCode != 400 {
+		t.Fatalf("unknown JSON field: %v %v", res, err)
+	} else {
+		res.Body.Close()
+	}
+	if rel, err := env.Admin.BackupRelationship(ctx, "pool-b.contoso.com"); err != nil || rel.BackupPoolFqdn != "pool-a.contoso.com" || rel.Heartbeat != "heard" {
+		t.Fatalf("Get-CsPoolBackupRelationship: %+v %v", rel, err)
+	}
+	if ur, err := env.Admin.UpgradeReadiness(ctx, "pool-a.contoso.com"); err != nil || ur.IsReadyForUpgrade || ur.ActiveFrontEnds != 2 || len(ur.UpgradeDomains) != 3 {
+		t.Fatalf("Get-CsPoolUpgradeReadinessState with a Front End stopped: %+v %v", ur, err)
+	}
+	if cs, err := env.Admin.Contacts(ctx, "sip:user00042@contoso.com"); err != nil || cs.BackEnd != "pool-a.contoso.com" || len(cs.Contacts) != 0 {
+		t.Fatalf("contacts: %+v %v", cs, err)
+	}
+
 	res, _ = http.Get(base + "/nope")
 	if res.StatusCode != 404 {
 		t.Errorf("unknown route: %d", res.StatusCode)

@@ -70,7 +70,7 @@ func (r *Registrar) poolDownLocked(p *pool, crash bool) error {
 			f.store.Store(nil)
 			r.setState(f, StateFailed)
 		}
-		r.record(eventlog.Event{Kind: "PoolCrashed", Pool: p.top.FQDN, Count: len(idx),
+		r.record(eventlog.Event{Kind: "PoolFrontEndsCrashed", Pool: p.top.FQDN, Count: len(idx),
 			Message: fmt.Sprintf("%d Front Ends crashed at once: connections reset, registrations lost", len(idx))})
 		return r.fabricLocked(p, func(now time.Time) ([]fabric.Event, error) { return p.fabric.Crash(now, idx...) })
 	}
@@ -83,7 +83,7 @@ func (r *Registrar) poolDownLocked(p *pool, crash bool) error {
 		f.store.Store(nil)
 		r.setState(f, StateStopped)
 	}
-	r.record(eventlog.Event{Kind: "PoolStopped", Pool: p.top.FQDN, Count: len(idx), Message: fmt.Sprintf("%d Front Ends stopped", len(idx))})
+	r.record(eventlog.Event{Kind: "PoolFrontEndsStopped", Pool: p.top.FQDN, Count: len(idx), Message: fmt.Sprintf("%d Front Ends stopped", len(idx))})
 	r.heartbeatLocked()
 	r.publish()
 	return nil
@@ -104,7 +104,7 @@ func (r *Registrar) poolUpLocked(p *pool) error {
 	if len(idx) == 0 {
 		return fmt.Errorf("%w: every Front End of %s is already running", admin.ErrConflict, p.top.FQDN)
 	}
-	r.record(eventlog.Event{Kind: "PoolStarted", Pool: p.top.FQDN, Count: len(idx), Message: fmt.Sprintf("%d Front Ends started", len(idx))})
+	r.record(eventlog.Event{Kind: "PoolFrontEndsStarted", Pool: p.top.FQDN, Count: len(idx), Message: fmt.Sprintf("%d Front Ends started", len(idx))})
 	return r.fabricLocked(p, func(now time.Time) ([]fabric.Event, error) { return p.fabric.Start(now, idx...) })
 }
 
@@ -329,8 +329,8 @@ func (r *Registrar) BackupRelationship(fqdn string) (admin.BackupRelationship, e
 func upgradeDomains(fes int) int { return min(fes, 8) }
 
 // UpgradeReadiness implements admin.Backend (Get-CsPoolUpgradeReadinessState): Ready when the
-// pool is started and every routing group has a primary and at least one secondary, so one
-// upgrade domain can go down without users losing service.
+// pool is started, every Front End runs and every routing group has a primary and at least one
+// secondary, so the next upgrade domain can go down without users losing service.
 func (r *Registrar) UpgradeReadiness(fqdn string) (admin.UpgradeReadiness, error) {
 	p, err := r.poolByName(fqdn)
 	if err != nil {
@@ -363,6 +363,8 @@ func (r *Registrar) UpgradeReadiness(fqdn string) (admin.UpgradeReadiness, error
 		out.Reason = "the pool is " + snap.State.String()
 	case len(p.fes) == 1:
 		out.Reason = "a Standard Edition server has no second replica: upgrading it stops service"
+	case out.ActiveFrontEnds < len(p.fes):
+		out.Reason = fmt.Sprintf("%d of %d Front Ends are not running: finish the upgrade domain in progress first", len(p.fes)-out.ActiveFrontEnds, len(p.fes))
 	case single > 0:
 		out.Reason = fmt.Sprintf("%d routing groups have no secondary", single)
 	default:

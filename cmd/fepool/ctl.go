@@ -35,7 +35,9 @@ names and parameters, written as in PowerShell or as ordinary flags, in any lett
   fepool ctl Reset-CsPoolRegistrarState -PoolFqdn pool-a.contoso.com -ResetType QuorumLossRecovery
 
 Short aliases exist for each (userinfo, fabric, reset, frontends, pools, start, stop, crash,
-regs, events). Output is a Lync-like property list, or JSON with --json.
+regs, events, failover, failback, backup, readiness, contacts); whole pools fail with
+pool-crash, pool-stop, pool-start, backend-down, backend-up, partition and heal. Output is a
+Lync-like property list, or JSON with --json.
 
 The API address and token come from --admin/--token, FEPOOL_ADMIN/FEPOOL_ADMIN_TOKEN, or the state
 file 'fepool serve' writes for its admin address.`,
@@ -81,6 +83,9 @@ file 'fepool serve' writes for its admin address.`,
 					"BackupPoolMachinesInPreferredOrder", list(v.BackupPoolMachinesInPreferredOrder),
 					"RoutingGroup", fmt.Sprint(v.RoutingGroup),
 					"RoutingGroupId", v.RoutingGroupId,
+					"RegisteredAtPoolFqdn", v.RegisteredAtPoolFqdn,
+					"Mode", v.Mode,
+					"DisasterRecoveryState", v.DisasterRecoveryState,
 				)
 			})
 		},
@@ -185,23 +190,7 @@ file 'fepool serve' writes for its admin address.`,
 					if i > 0 {
 						fmt.Fprintln(w)
 					}
-					shutdown := ""
-					if p.ShutdownAt != nil {
-						shutdown = p.ShutdownAt.Format(time.RFC3339)
-					}
-					fd := ""
-					if p.FrontDoor != nil {
-						fd = fmt.Sprintf("%s (%s) %s", p.FrontDoor.FQDN, p.FrontDoor.Mode, strings.Join(nonEmpty(p.FrontDoor.UDP, p.FrontDoor.TCP, p.FrontDoor.TLS), " "))
-					}
-					props(w,
-						"Identity", p.FQDN, "Edition", p.Edition, "BackupPool", p.BackupPool,
-						"FabricState", p.FabricState,
-						"FrontEnds", fmt.Sprintf("%d of %d running %s", p.RunningFrontEnds, len(p.FrontEnds), list(p.FrontEnds)),
-						"PoolQuorum", p.QuorumRule, "ColdStartNeeds", fmt.Sprint(p.ColdStartNeed),
-						"ShutdownAt", shutdown,
-						"RoutingGroups", fmt.Sprintf("%d (%d missing replicas)", p.RoutingGroups, p.MissingReplicas),
-						"Users", fmt.Sprintf("%d homed, %d registered with %d endpoints", p.Users, p.RegisteredUsers, p.Endpoints),
-						"FrontDoor", fd)
+					poolProps(w, p)
 				}
 			})
 		},
@@ -364,6 +353,7 @@ file 'fepool serve' writes for its admin address.`,
 			return nil
 		},
 	})
+	drCommands(o, e, add, client)
 	return c
 }
 

@@ -145,6 +145,62 @@ func TestServeAndCtl(t *testing.T) {
 	if code, out, _ := ctl("Get-CsComputer", "-Pool", "pool-b.contoso.com"); code != 0 || strings.Contains(out, "pool-a") || !strings.Contains(out, "fe03.pool-b.contoso.com") {
 		t.Fatalf("Get-CsComputer: %d %s", code, out)
 	}
+	// Pairing and disaster recovery.
+	const pa = "pool-a.contoso.com"
+	if code, out, _ := ctl("Invoke-CsPoolFailOver", "-PoolFqdn", pa, "-WhatIf", "-WaitTime", "00:00:30"); code != 0 || !strings.Contains(out, "What if:") || !strings.Contains(out, "30s") {
+		t.Fatalf("failover -WhatIf: %d %s", code, out)
+	}
+	if code, out, _ := ctl("failover", "-PoolFqdn", pa, "-Confirm"); code != 0 || !strings.Contains(out, "Cancelled: nothing changed") {
+		t.Fatalf("failover -Confirm answered no: %d %s", code, out)
+	}
+	if code, _, errOut := ctl("failover", pa, "-WaitTime", "soon"); code != exitUsage || !strings.Contains(errOut, "-WaitTime") {
+		t.Fatalf("bad -WaitTime: %d %s", code, errOut)
+	}
+	if code, _, errOut := ctl("failback", pa); code != exitAPIError || !strings.Contains(errOut, "not FailedOver") {
+		t.Fatalf("failback of an active pool: %d %s", code, errOut)
+	}
+	if code, _, errOut := ctl("failover", "pool-x.contoso.com", "-DisasterMode"); code != exitAPIError || !strings.Contains(errOut, "no pool") {
+		t.Fatalf("failover of an unknown pool: %d %s", code, errOut)
+	}
+	if code, out, _ := ctl("pool-crash", pa); code != 0 || !regexpMatch(out, `(?m)^Heartbeat\s+: not heard`) {
+		t.Fatalf("pool-crash: %d %s", code, out)
+	}
+	if code, out, _ := ctl("Invoke-CsPoolFailOver", "-PoolFqdn", pa, "-DisasterMode", "-Force"); code != 0 || !regexpMatch(out, `(?m)^State\s+: FailedOver$`) {
+		t.Fatalf("failover -DisasterMode: %d %s", code, out)
+	}
+	if code, out, _ := ctl("Get-CsPoolBackupRelationship", "-PoolFqdn", pa); code != 0 || !regexpMatch(out, `(?m)^State\s+: FailedOver$`) || !regexpMatch(out, `(?m)^BackupPoolState\s+: Active$`) {
+		t.Fatalf("Get-CsPoolBackupRelationship: %d %s", code, out)
+	}
+	if code, out, _ := ctl("userinfo", "sip:user00042@contoso.com"); code != 0 || !regexpMatch(out, `(?m)^RegisteredAtPoolFqdn\s+: pool-b\.contoso\.com$`) {
+		t.Fatalf("userinfo after failover: %d %s", code, out)
+	}
+	if code, out, _ := ctl("pool-start", pa); code != 0 || !strings.Contains(out, "3 of 3 running") {
+		t.Fatalf("pool-start: %d %s", code, out)
+	}
+	if code, out, _ := ctl("Invoke-CsPoolFailBack", "-PoolFqdn", pa, "-WaitTime", "0", "--wait"); code != 0 || !strings.Contains(out, "FailingBack") || !strings.Contains(out, "Active") {
+		t.Fatalf("failback --wait: %d %s", code, out)
+	}
+	if code, out, _ := ctl("readiness", "-PoolFqdn", "pool-b.contoso.com"); code != 0 || !regexpMatch(out, `(?m)^ReadinessState\s+: Ready$`) {
+		t.Fatalf("Get-CsPoolUpgradeReadinessState: %d %s", code, out)
+	}
+	if code, out, _ := ctl("backend-down", pa); code != 0 || !regexpMatch(out, `(?m)^BackEnd\s+: DOWN`) {
+		t.Fatalf("backend-down: %d %s", code, out)
+	}
+	if code, out, _ := ctl("contacts", "sip:user00042@contoso.com"); code != 0 || !regexpMatch(out, `(?m)^BackEndPool\s+: pool-a\.contoso\.com$`) {
+		t.Fatalf("contacts: %d %s", code, out)
+	}
+	if code, out, _ := ctl("partition", pa); code != 0 || !regexpMatch(out, `(?m)^Heartbeat\s+: partitioned`) {
+		t.Fatalf("partition: %d %s", code, out)
+	}
+	if code, _, errOut := ctl("partition", pa); code != exitAPIError || !strings.Contains(errOut, "already partitioned") {
+		t.Fatalf("partition twice: %d %s", code, errOut)
+	}
+	for _, a := range []string{"heal", "backend-up"} {
+		if code, out, errOut := ctl(a, pa); code != 0 {
+			t.Fatalf("%s: %d %s %s", a, code, out, errOut)
+		}
+	}
+
 	// Nobody listening: a clear message and exit 1.
 	code, _, errOut = runCLI(t, context.Background(), "ctl", "--admin", "http://127.0.0.1:1", "--token", "x", "pools")
 	if code != exitError || !strings.Contains(errOut, "is 'fepool serve' running?") {
