@@ -174,17 +174,7 @@ func (c *Client) request(t Server, expires time.Duration) (*sip.Request, error) 
 	req.AppendHeader(sip.NewHeader("Expires", strconv.Itoa(int(expires/time.Second))))
 	req.AppendHeader(sip.NewHeader("Supported", "outbound, path, gruu"))
 	req.AppendHeader(sip.NewHeader("User-Agent", c.cfg.UserAgent))
-	if a := c.auth; a != nil && a.server.same(t) {
-		a.nc++
-		cred, err := digest.Digest(a.chal, digest.Options{Method: "REGISTER", URI: req.Recipient.String(), Username: c.cfg.Username, Password: c.cfg.Password, Count: a.nc})
-		if err == nil {
-			name := "Authorization"
-			if a.proxy {
-				name = "Proxy-Authorization"
-			}
-			req.AppendHeader(sip.NewHeader(name, cred.String()))
-		}
-	}
+	c.authorizeLocked(t, req)
 	req.SetTransport(strings.ToUpper(t.Transport))
 	req.SetDestination(t.Addr.String())
 	if t.Transport == UDP {
@@ -194,9 +184,33 @@ func (c *Client) request(t Server, expires time.Duration) (*sip.Request, error) 
 	return req, nil
 }
 
+// authorizeLocked adds credentials to a request for t when the client holds a challenge of t
+// (the nonce count goes up with each use).
+func (c *Client) authorizeLocked(t Server, req *sip.Request) {
+	a := c.auth
+	if a == nil || !a.server.same(t) {
+		return
+	}
+	a.nc++
+	cred, err := digest.Digest(a.chal, digest.Options{Method: string(req.Method), URI: req.Recipient.String(), Username: c.cfg.Username, Password: c.cfg.Password, Count: a.nc})
+	if err != nil {
+		return
+	}
+	name := "Authorization"
+	if a.proxy {
+		name = "Proxy-Authorization"
+	}
+	req.AppendHeader(sip.NewHeader(name, cred.String()))
+}
+
 // send runs one client transaction and returns its final response.
 func (c *Client) send(t Server, req *sip.Request) (*sip.Response, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.RequestTimeout)
+	return c.sendCtx(context.Background(), t, req)
+}
+
+// sendCtx is send bounded by ctx as well as the request timeout.
+func (c *Client) sendCtx(ctx context.Context, t Server, req *sip.Request) (*sip.Response, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.RequestTimeout)
 	defer cancel()
 	tx, err := c.st.sc.TransactionRequest(ctx, req, sipgo.ClientRequestAddVia)
 	if err != nil {
@@ -216,6 +230,9 @@ func (c *Client) send(t Server, req *sip.Request) (*sip.Response, error) {
 			}
 			return nil, fmt.Errorf("%s: transaction ended without a response", t)
 		case <-ctx.Done():
+			if ctx.Err() == context.Canceled {
+				return nil, fmt.Errorf("%s: %w", t, ctx.Err())
+			}
 			return nil, fmt.Errorf("%s: no answer within %s", t, c.cfg.RequestTimeout)
 		}
 	}
@@ -256,6 +273,22 @@ func (c *Client) challenged(t Server, res *sip.Response) (stale bool, err error)
 // redirect reads the Contacts of a 3xx in q order and learns the home (first) and backup
 // (second) registrars.
 func (c *Client) redirect(from Server, res *sip.Response) ([]Server, error) {
+	out, err := c.redirectTargets(from, res)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	c.home = out[0]
+	if len(out) > 1 {
+		c.backup = out[1]
+	}
+	c.mu.Unlock()
+	c.emit(Event{Kind: Redirected, Server: from, Targets: out})
+	return out, nil
+}
+
+// redirectTargets reads the usable Contacts of a 3xx in q order.
+func (c *Client) redirectTargets(from Server, res *sip.Response) ([]Server, error) {
 	type qServer struct {
 		s Server
 		q float64
@@ -302,13 +335,6 @@ func (c *Client) redirect(from Server, res *sip.Response) ([]Server, error) {
 	for i, x := range cs {
 		out[i] = x.s
 	}
-	c.mu.Lock()
-	c.home = out[0]
-	if len(out) > 1 {
-		c.backup = out[1]
-	}
-	c.mu.Unlock()
-	c.emit(Event{Kind: Redirected, Server: from, Targets: out})
 	return out, nil
 }
 

@@ -252,8 +252,17 @@ func TestPhone(t *testing.T) {
 	waitOut("registered pool-a.contoso.com=")
 	fmt.Fprintln(feed, "status")
 	waitOut("Mode      : regular")
+	fmt.Fprintln(feed, "add user00043@contoso.com")
+	waitOut("add sip:user00043@contoso.com: done")
+	if cs, _ := envr.R.Contacts("user00042@contoso.com"); len(cs.Contacts) != 1 || cs.Contacts[0].URI != "sip:user00043@contoso.com" {
+		t.Fatalf("contacts after add: %+v", cs)
+	}
+	fmt.Fprintln(feed, "remove")
+	waitOut("remove needs a SIP URI")
 	fmt.Fprintln(feed, "unregister")
 	waitOut("signed-out")
+	fmt.Fprintln(feed, "add sip:user00044@contoso.com")
+	waitOut("add sip:user00044@contoso.com: client: not registered")
 	if regs, _ := envr.R.Registrations("user00042@contoso.com"); len(regs.Bindings) != 0 {
 		t.Fatalf("unregister left %+v", regs)
 	}

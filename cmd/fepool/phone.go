@@ -32,6 +32,9 @@ with backoff after a loss) and prints every step with its time. Commands on stdi
   status       state, mode, registrar, home and backup registrars
   unregister   sign out (Expires: 0)
   register     sign in again
+  add URI      add a contact to the user's contact list (a SIP SERVICE: a persistent change,
+               refused in resiliency mode and while the pool's Back End is down)
+  remove URI   remove a contact
   quit         sign out and exit (as Ctrl-C does)
 
 A server is ADDR[:PORT][;transport=udp|tcp|tls] or a pool FQDN given an address with --host.`,
@@ -65,7 +68,7 @@ A server is ADDR[:PORT][;transport=udp|tcp|tls] or a pool FQDN given an address 
 			}
 			p.c = cl
 			defer cl.Close()
-			fmt.Fprintf(e.stdout, "Signing in as %s via %v. Commands: status, unregister, register, quit.\n", user, list)
+			fmt.Fprintf(e.stdout, "Signing in as %s via %v. Commands: status, unregister, register, add URI, remove URI, quit.\n", user, list)
 			if err := cl.Start(); err != nil {
 				return err
 			}
@@ -137,6 +140,11 @@ func (p *phone) loop(ctx context.Context, stdin io.Reader) error {
 			p.printf("Signing out.\n")
 			return p.stop()
 		case line := <-lines:
+			cmd, arg, _ := strings.Cut(line, " ")
+			if c := strings.ToLower(cmd); c == "add" || c == "remove" {
+				p.contact(c, strings.TrimSpace(arg))
+				continue
+			}
 			switch strings.ToLower(line) {
 			case "":
 			case "status", "s":
@@ -153,12 +161,36 @@ func (p *phone) loop(ctx context.Context, stdin io.Reader) error {
 				p.printf("Signing out.\n")
 				return p.stop()
 			case "help", "?":
-				p.printf("Commands: status, unregister, register, quit.\n")
+				p.printf("Commands: status, unregister, register, add URI, remove URI, quit.\n")
 			default:
-				p.printf("unknown command %q (status, unregister, register, quit)\n", line)
+				p.printf("unknown command %q (status, unregister, register, add URI, remove URI, quit)\n", line)
 			}
 		}
 	}
+}
+
+// contact adds or removes a contact-list entry and says how it went.
+func (p *phone) contact(op, uri string) {
+	if uri == "" {
+		p.printf("%s needs a SIP URI, such as %s sip:user00043@contoso.com\n", op, op)
+		return
+	}
+	if !strings.HasPrefix(strings.ToLower(uri), "sip:") {
+		uri = "sip:" + uri
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var err error
+	if op == "add" {
+		err = p.c.AddContact(ctx, client.Contact{URI: uri})
+	} else {
+		err = p.c.RemoveContact(ctx, uri)
+	}
+	if err != nil {
+		p.printf("%s %s: %v\n", op, uri, err)
+		return
+	}
+	p.printf("%s %s: done\n", op, uri)
 }
 
 func (p *phone) stop() error {
