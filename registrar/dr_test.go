@@ -502,3 +502,31 @@ func TestContactsAndStatePersistAcrossCrashAndRestart(t *testing.T) {
 		t.Fatalf("contacts after a restart: %+v", cs)
 	}
 }
+
+func TestServiceRequests(t *testing.T) {
+	env := rt.Start(t, rt.Topology)
+	dst := env.Addr(t, env.Primary(t, alice), "udp")
+	ph := rt.NewPhone(t, "udp")
+	req := ph.Service(alice, []string{bob}, nil)
+	req.SetBody([]byte("<not-soap"))
+	if res, _ := ph.RegisterAuth(dst, req, "user00042", "secret"); res.StatusCode != 400 {
+		t.Fatalf("garbage body: %s", res.StartLine())
+	}
+	if res, _ := ph.RegisterAuth(dst, ph.Service("nobody@contoso.com", []string{bob}, nil), "nobody", "secret"); res.StatusCode != 404 {
+		t.Fatalf("unknown user: %s", res.StartLine())
+	}
+	if res, _ := ph.RegisterAuth(dst, ph.Service(alice, []string{bob}, nil), "user00042", "wrong"); res.StatusCode != 401 {
+		t.Fatalf("wrong password: %s", res.StartLine())
+	}
+	other := env.Addr(t, env.NonPrimary(t, alice), "udp")
+	if res, _ := ph.RegisterAuth(other, ph.Service(alice, []string{bob}, nil), "user00042", "secret"); res.StatusCode != 301 {
+		t.Fatalf("at a non-primary Front End: %s", res.StartLine())
+	}
+	open := env.Addr(t, env.Primary(t, "open@contoso.com"), "udp")
+	if res, _ := ph.RegisterAuth(open, ph.Service("open@contoso.com", []string{bob}, []string{"sip:eve@contoso.com"}), "", ""); res.StatusCode != 200 {
+		t.Fatalf("a user without auth: %s", res.StartLine())
+	}
+	if cs, _ := env.R.Contacts("open@contoso.com"); len(cs.Contacts) != 1 || cs.Contacts[0].URI != bob {
+		t.Fatalf("contacts %+v", cs)
+	}
+}

@@ -68,6 +68,10 @@ func TestPoolQuorumLossShutdownColdStartRecovery(t *testing.T) {
 		t.Fatalf("REGISTER without quorum: %s Retry-After %q ms-diagnostics %q", res.StartLine(), rt.Header(res, "Retry-After"), rt.Header(res, "ms-diagnostics"))
 	}
 	assertEvents(t, env, 32163, 32189, 32173)
+	// A pool without quorum serves nobody: its backup pool stops hearing it.
+	if dr := poolState(env, "pool-a.contoso.com").DisasterRecovery; dr == nil || dr.Heard || dr.TimerLeft == 0 || !hasEvent(env, "HeartbeatLost") {
+		t.Fatalf("pairing after quorum loss: %+v", dr)
+	}
 
 	clock.Advance(5 * time.Minute)
 	eventually(t, "the survivor to stop its services", func() bool { return env.FrontEnd(t, survivor).State == "Stopped" })
