@@ -43,8 +43,9 @@ func TestCrashedPrimaryNoticedByKeepAliveThenSignInAgain(t *testing.T) {
 	if _, err := env.R.FrontEndAction(primary, "crash"); err != nil {
 		t.Fatal(err)
 	}
-	clock.Advance(30 * time.Second) // a keep-alive to the dead Front End
-	clock.Advance(30 * time.Second) // the next finds it unanswered
+	// A keep-alive to the dead Front End, then the next finds it unanswered. The clock moves
+	// in steps: each keep-alive arms the next from its own goroutine.
+	advanceUntil(t, rec, clock, 5*time.Second, "lost")
 	lost := rec.wait(t, client.Lost)
 	if !strings.Contains(lost.Reason, "keep-alive unanswered") || lost.Final {
 		t.Fatalf("lost %v", lost)

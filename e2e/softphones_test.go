@@ -203,7 +203,10 @@ type baresip struct {
 	seq     int
 }
 
-func startBaresip(t *testing.T) *baresip {
+func startBaresip(t *testing.T) *baresip { t.Helper(); return startBaresipFor(t, softphoneRun) }
+
+// startBaresipFor starts baresip bounded to run (it quits by itself after it).
+func startBaresipFor(t *testing.T, run time.Duration) *baresip {
 	t.Helper()
 	need(t, "baresip")
 	dir := t.TempDir()
@@ -215,7 +218,7 @@ func startBaresip(t *testing.T) *baresip {
 		}
 	}
 	// -s: SIP trace on stdout; -t: baresip quits by itself after that many seconds.
-	cmd := exec.Command("baresip", "-f", dir, "-s", "-t", strconv.Itoa(int(softphoneRun/time.Second)))
+	cmd := exec.Command("baresip", "-f", dir, "-s", "-t", strconv.Itoa(int(run/time.Second)))
 	b := &baresip{process: start(t, cmd), sipPort: ports[0]}
 	deadline := time.Now().Add(5 * time.Second)
 	for {
@@ -408,6 +411,12 @@ type linphonec struct {
 
 func startLinphonec(t *testing.T, rc linphoneRC) *linphonec {
 	t.Helper()
+	return startLinphonecFor(t, rc, softphoneRun)
+}
+
+// startLinphonecFor starts linphonec, killed after run.
+func startLinphonecFor(t *testing.T, rc linphoneRC, run time.Duration) *linphonec {
+	t.Helper()
 	need(t, "linphonec")
 	home := t.TempDir()
 	// Without this directory linphonec 5.1 never brings SIP up ("No listening point matching").
@@ -427,7 +436,7 @@ func startLinphonec(t *testing.T, rc linphoneRC) *linphonec {
 	l.stdin = in
 	l.process = start(t, cmd)
 	// Bound the run like baresip's -t: linphonec has no such option.
-	timer := time.AfterFunc(softphoneRun, func() { cmd.Process.Kill() })
+	timer := time.AfterFunc(run, func() { cmd.Process.Kill() })
 	t.Cleanup(func() { timer.Stop() })
 	t.Cleanup(func() {
 		if t.Failed() {

@@ -14,7 +14,8 @@ import (
 
 // snapshot is what the SIP path reads: each pool's fabric and its Front Ends' addresses.
 type snapshot struct {
-	pools []poolView
+	version uint64 // bumped by every publish
+	pools   []poolView
 }
 
 type poolView struct {
@@ -48,7 +49,8 @@ type feView struct {
 
 // publish rebuilds the snapshot; callers hold r.mu (or own r exclusively, in New).
 func (r *Registrar) publish() {
-	s := &snapshot{pools: make([]poolView, len(r.pools))}
+	r.version++
+	s := &snapshot{version: r.version, pools: make([]poolView, len(r.pools))}
 	for i, p := range r.pools {
 		v := poolView{top: p.top, fabric: p.fabric.Snapshot(), backup: -1, fes: make([]feView, len(p.fes))}
 		if b := r.top.BackupOf(p.top); b != nil {
@@ -226,7 +228,7 @@ func (r *Registrar) Route(self *topology.FrontEnd, u topology.User, transport st
 		return *pl.refuse
 	}
 	if pl.rg.Pool == self.Pool.Index && pl.primary == self.Index {
-		return frontend.Route{Kind: frontend.Serve, RG: pl.rg, Resiliency: pl.resiliency}
+		return frontend.Route{Kind: frontend.Serve, RG: pl.rg, Resiliency: pl.resiliency, Version: s.version}
 	}
 	return frontend.Route{Kind: frontend.Redirect, Targets: pl.targets}
 }
@@ -263,7 +265,8 @@ var errNotPrimary = errors.New("not the primary")
 
 // Register implements frontend.Cluster: it applies the REGISTER under the AOR's lock on the
 // primary and stores the new record on every secondary before releasing it.
-func (r *Registrar) Register(self *topology.FrontEnd, rg location.RG, aor string, req location.Request) (location.Result, bool) {
+func (r *Registrar) Register(self *topology.FrontEnd, route frontend.Route, aor string, req location.Request) (location.Result, bool) {
+	rg := route.RG
 	f := r.fes[self]
 	store := f.store.Load()
 	if store == nil {
@@ -272,7 +275,14 @@ func (r *Registrar) Register(self *topology.FrontEnd, rg location.RG, aor string
 	pol := location.Policy{Min: r.top.SIP.ExpiresMin, Max: r.top.SIP.ExpiresMax, Default: r.top.SIP.ExpiresDefault, MaxEndpoints: r.top.SIP.MaxEndpoints}
 	var res location.Result
 	err := store.Update(rg, aor, func(old *location.Record) (*location.Record, error) {
-		v := r.snap.Load().pools[rg.Pool]
+		s := r.snap.Load()
+		if s.version != route.Version {
+			// The cluster changed since the decision: a control-plane change publishes its
+			// snapshot before it scans registrations, so deciding again here guarantees that
+			// it either sees this record or this request sees the change.
+			return nil, errNotPrimary
+		}
+		v := s.pools[rg.Pool]
 		if prim, ok := v.fabric.Primary(rg.Index); !ok || prim != self.Index || rg.Pool != self.Pool.Index {
 			return nil, errNotPrimary
 		}

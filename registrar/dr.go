@@ -130,8 +130,7 @@ func (r *Registrar) heartbeats() {
 			return
 		case <-t.Chan():
 			r.mu.Lock()
-			if !r.closed {
-				r.heartbeatLocked()
+			if !r.closed && r.heartbeatLocked() {
 				r.publish()
 			}
 			r.mu.Unlock()
@@ -160,21 +159,35 @@ func linkOf(a, b *pool) [2]int {
 func (r *Registrar) cutLocked(p *pool) bool { return p.backup != nil && r.cut[linkOf(p, p.backup)] }
 
 // heartbeatLocked records whether each backup pool hears its home pool now. It runs every
-// heartbeat interval and after every change of a pool's state.
-func (r *Registrar) heartbeatLocked() {
+// heartbeat interval and after every change of a pool's state, and reports whether anything
+// changed.
+func (r *Registrar) heartbeatLocked() (changed bool) {
 	if !r.started || r.closed {
-		return
+		return false
 	}
 	now := r.clock.Now()
 	for _, p := range r.pools {
 		if p.pair == nil {
 			continue
 		}
-		heard := r.servesLocked(p) && r.servesLocked(p.backup) && !r.cutLocked(p)
-		r.drEventsLocked(p, p.pair.Observe(now, heard))
-		r.backupServiceLocked(p)
+		before, _ := p.pair.Hearing()
+		if !r.servesLocked(p.backup) {
+			p.pair.Unobserved(now) // a backup pool that is down runs no timer
+		} else {
+			evs := p.pair.Observe(now, r.servesLocked(p) && !r.cutLocked(p))
+			changed = changed || len(evs) > 0
+			r.drEventsLocked(p, evs)
+		}
+		if after, _ := p.pair.Hearing(); after != before {
+			changed = true
+		}
+		if !p.unsynced.IsZero() {
+			r.backupServiceLocked(p)
+			changed = changed || p.unsynced.IsZero()
+		}
 		r.armDRLocked(p)
 	}
+	return changed
 }
 
 // drTickLocked does what is due for a pool: the pairing's deadlines, the next users a failback
@@ -244,14 +257,14 @@ func (r *Registrar) drEventsLocked(p *pool, evs []pairing.Event) {
 		case pairing.FailedOverEvent:
 			r.saveDRLocked(p)
 			// Users signed in to the backup in resiliency mode sign in again to get full service.
-			r.signOutLocked(p, p.backup, p.backup, r.registeredLocked2(p.backup, p))
+			r.signOutLocked(p, p.backup, p.backup, r.usersAtLocked(p.backup, p))
 		case pairing.FailbackMoving:
-			p.toMove = r.registeredLocked2(p.backup, p)
+			p.toMove = r.usersAtLocked(p.backup, p)
 		case pairing.FailedBack:
 			p.toMove = nil
 			r.saveDRLocked(p)
 			// Users moved home in resiliency mode sign in again to get full service.
-			r.signOutLocked(p, p, p, r.registeredLocked2(p, p))
+			r.signOutLocked(p, p, p, r.usersAtLocked(p, p))
 		}
 	}
 }
@@ -268,9 +281,12 @@ func (r *Registrar) saveDRLocked(p *pool) {
 	}
 }
 
-// registeredLocked2 lists, sorted, the users homed on home with an active registration on
-// the primaries of pool at.
-func (r *Registrar) registeredLocked2(at, home *pool) []string {
+// usersAtLocked lists, sorted, the users homed on home with an active registration on the
+// primaries of pool at. It publishes the state first: a REGISTER decided before that fails
+// its version check and is decided again, so a registration either is listed here or was
+// made under the new state.
+func (r *Registrar) usersAtLocked(at, home *pool) []string {
+	r.publish()
 	now := r.clock.Now()
 	snap := at.fabric.Snapshot()
 	var out []string

@@ -241,7 +241,7 @@ func (r *Registrar) FailOver(fqdn string, req admin.FailOverRequest) (admin.DRRe
 	r.drEventsLocked(p, evs)
 	// Users still signed in at home move now; the backup serves them (resiliency mode until
 	// the failover completes).
-	r.signOutLocked(p, p, p.backup, r.registeredLocked2(p, p))
+	r.signOutLocked(p, p, p.backup, r.usersAtLocked(p, p))
 	r.armDRLocked(p)
 	r.publish()
 	st, _ := p.pair.State()

@@ -89,9 +89,10 @@ type Registrar struct {
 	// cut holds the heartbeat links cut by a partition, keyed by the pools' indexes (low first).
 	cut map[[2]int]bool
 
-	snap atomic.Pointer[snapshot]
-	bg   sync.WaitGroup
-	stop chan struct{}
+	snap    atomic.Pointer[snapshot]
+	version uint64 // of the last snapshot published (under mu)
+	bg      sync.WaitGroup
+	stop    chan struct{}
 	// notifying ends in-flight registration-notify batches at Close.
 	notifyCtx    context.Context
 	notifyCancel context.CancelFunc

@@ -74,6 +74,9 @@ type Route struct {
 	// Retry-After (the configured default unless set).
 	Code       int
 	RetryAfter time.Duration
+	// Version identifies the cluster state the decision was made in: Register refuses it
+	// once the state has changed, and the Front End routes again.
+	Version uint64
 }
 
 // Cluster is what Front Ends and front doors ask of the registrar.
@@ -87,10 +90,11 @@ type Cluster interface {
 	// FrontDoorRoute decides where a front door sends a REGISTER for aor (the user may be
 	// unknown: a proxy then forwards to a Front End that will challenge and refuse).
 	FrontDoorRoute(fd *topology.FrontDoor, aor string, transport string) Route
-	// Register applies a REGISTER on self, which Route found to be the RG's primary, and
-	// replicates the result to the RG's secondaries. ok is false when self is no longer the
-	// primary (the fabric changed meanwhile): the caller routes again.
-	Register(self *topology.FrontEnd, rg location.RG, aor string, req location.Request) (res location.Result, ok bool)
+	// Register applies a REGISTER on self, which route (a Serve decision) found to be the
+	// RG's primary, and replicates the result to the RG's secondaries. ok is false when the
+	// cluster changed since the decision (another primary, another pool, another mode): the
+	// caller routes again.
+	Register(self *topology.FrontEnd, route Route, aor string, req location.Request) (res location.Result, ok bool)
 	// Serving reports whether the Front End's services run (for OPTIONS), and why not.
 	Serving(self *topology.FrontEnd) (bool, Diagnostic)
 	// ChangeContacts applies a persistent change to the user's contact list in the Back End

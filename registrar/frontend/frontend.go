@@ -114,7 +114,7 @@ func (f *FrontEnd) register(req *sip.Request) *sip.Response {
 			return res
 		}
 	}
-	for attempt := 0; attempt < 2; attempt++ {
+	for attempt := 0; attempt < 3; attempt++ {
 		route := f.cl.Route(f.fe, user, req.Transport())
 		if res, done := f.notServed(req, route); done {
 			return res
@@ -123,7 +123,7 @@ func (f *FrontEnd) register(req *sip.Request) *sip.Response {
 		if err != nil {
 			return f.bad(req, err)
 		}
-		result, ok := f.cl.Register(f.fe, route.RG, user.AOR, lreq)
+		result, ok := f.cl.Register(f.fe, route, user.AOR, lreq)
 		if !ok {
 			continue // the fabric moved the routing group meanwhile: route again
 		}

@@ -160,6 +160,13 @@ func (p *Pair) expire(now time.Time) []Event {
 	return []Event{{TimerExpired, fmt.Sprintf("registrar resiliency timer expired (%s without the home pool): the backup pool serves its users in resiliency mode", p.cfg.Timer)}}
 }
 
+// Unobserved records that nobody watches the home pool at now (the backup pool itself does
+// not serve): no timer runs, so once the backup serves again a missing home pool is noticed
+// then and the full timer starts from there.
+func (p *Pair) Unobserved(now time.Time) {
+	p.hearing, p.lastHeard, p.expired, p.started = true, now, false, true
+}
+
 // Hearing reports whether the backup hears the home pool, and when it last did.
 func (p *Pair) Hearing() (bool, time.Time) { return p.hearing, p.lastHeard }
 

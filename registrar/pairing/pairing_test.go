@@ -57,6 +57,25 @@ func TestResiliencyTimer(t *testing.T) {
 	}
 }
 
+func TestUnobservedRunsNoTimer(t *testing.T) {
+	p := pair()
+	p.Observe(t0, true)
+	p.Observe(t0.Add(5*time.Second), false) // the home pool is lost
+	// Then the backup pool goes down too; every heartbeat finds nobody watching.
+	for s := 100; s < 300; s += 5 {
+		p.Unobserved(t0.Add(time.Duration(s) * time.Second))
+	}
+	if _, ok := p.NextDeadline(); ok || p.TimerExpired() {
+		t.Fatal("a timer runs while nobody watches the home pool")
+	}
+	// The backup returns and still misses the home pool: the timer starts from the last
+	// heartbeat, not from when the home pool was lost.
+	at := t0.Add(300 * time.Second)
+	if ev := p.Observe(at, false); !has(ev, HeartbeatLost) || has(ev, TimerExpired) || p.TimerLeft(at) != 115*time.Second {
+		t.Fatalf("back: %v, left %s", kinds(ev), p.TimerLeft(at))
+	}
+}
+
 func TestFailOverRules(t *testing.T) {
 	for _, tc := range []struct {
 		name             string
