@@ -106,10 +106,10 @@ func (v *poolView) target(fe int, transport, q string) frontend.Target {
 type placement struct {
 	refuse     *frontend.Route // set when no registrar serves the user now (wait, drop, 503)
 	serving    *poolView
+	other      *poolView // the other pool of the pair, named second in a redirect
 	rg         location.RG
 	primary    int
 	resiliency bool
-	targets    []frontend.Target // the serving registrar (q=0.7), then the other pool's (q=0.3)
 }
 
 // decide applies the pairing rules to a user of home, as seen from pool at (-1 for a front
@@ -138,41 +138,46 @@ func (s *snapshot) decide(home *poolView, aor string, at int, now time.Time) pai
 	return pairing.Decide(sit)
 }
 
-// place finds where a user is served now and the registrars to name, over transport.
-func (s *snapshot) place(u topology.User, at int, transport string, now time.Time, before beforeTimer) placement {
+// place finds where a user is served now.
+func (s *snapshot) place(u topology.User, at int, now time.Time, before beforeTimer) placement {
 	home := s.pool(u.Pool)
 	if home == nil {
 		return placement{refuse: &frontend.Route{Kind: frontend.Unavailable, Diag: frontend.DiagCannotRoute}}
 	}
 	d := s.decide(home, u.AOR, at, now)
-	var serving, other *poolView
+	pl := placement{resiliency: d.Resiliency}
 	switch d.Where {
 	case pairing.Home:
-		serving = home
+		pl.serving = home
 		if home.backup >= 0 {
-			other = &s.pools[home.backup]
+			pl.other = &s.pools[home.backup]
 		}
 	case pairing.Backup:
-		serving, other = &s.pools[home.backup], home
+		pl.serving, pl.other = &s.pools[home.backup], home
 	case pairing.Wait:
 		return placement{refuse: before.route(d.RetryAfter)}
 	default:
 		return placement{refuse: &frontend.Route{Kind: frontend.Unavailable, Diag: frontend.DiagCannotRoute}}
 	}
-	pl := placement{serving: serving, resiliency: d.Resiliency}
-	pl.rg = location.RG{Pool: serving.top.Index, Index: fabric.RoutingGroupOf(u.AOR, serving.top.RoutingGroups)}
-	prim, ok := serving.fabric.Primary(pl.rg.Index)
+	pl.rg = location.RG{Pool: pl.serving.top.Index, Index: fabric.RoutingGroupOf(u.AOR, pl.serving.top.RoutingGroups)}
+	prim, ok := pl.serving.fabric.Primary(pl.rg.Index)
 	if !ok {
-		return placement{serving: serving, refuse: &frontend.Route{Kind: frontend.Unavailable, Diag: frontend.DiagCannotRoute}}
+		return placement{serving: pl.serving, refuse: &frontend.Route{Kind: frontend.Unavailable, Diag: frontend.DiagCannotRoute}}
 	}
 	pl.primary = prim
-	pl.targets = append(pl.targets, serving.target(prim, transport, "0.7"))
-	if other != nil {
-		if op, ok := other.fabric.Primary(fabric.RoutingGroupOf(u.AOR, other.top.RoutingGroups)); ok {
-			pl.targets = append(pl.targets, other.target(op, transport, "0.3"))
+	return pl
+}
+
+// targets are the registrars a redirect names: the serving one (q=0.7), then the other pool's
+// (q=0.3) when it has one for the user.
+func (pl *placement) targets(aor, transport string) []frontend.Target {
+	out := []frontend.Target{pl.serving.target(pl.primary, transport, "0.7")}
+	if pl.other != nil {
+		if op, ok := pl.other.fabric.Primary(fabric.RoutingGroupOf(aor, pl.other.top.RoutingGroups)); ok {
+			out = append(out, pl.other.target(op, transport, "0.3"))
 		}
 	}
-	return pl
+	return out
 }
 
 // beforeTimer is how a backup pool answers a home pool's user before the resiliency timer
@@ -223,14 +228,14 @@ func (r *Registrar) Route(self *topology.FrontEnd, u topology.User, transport st
 	if !s.pools[self.Pool.Index].serving(self.Index) {
 		return frontend.Route{Kind: frontend.Unavailable, Diag: frontend.DiagCriticalAppsNotRunning}
 	}
-	pl := s.place(u, self.Pool.Index, transport, r.clock.Now(), r.beforeTimer())
+	pl := s.place(u, self.Pool.Index, r.clock.Now(), r.beforeTimer())
 	if pl.refuse != nil {
 		return *pl.refuse
 	}
 	if pl.rg.Pool == self.Pool.Index && pl.primary == self.Index {
 		return frontend.Route{Kind: frontend.Serve, RG: pl.rg, Resiliency: pl.resiliency, Version: s.version}
 	}
-	return frontend.Route{Kind: frontend.Redirect, Targets: pl.targets}
+	return frontend.Route{Kind: frontend.Redirect, Targets: pl.targets(u.AOR, transport)}
 }
 
 // FrontDoorRoute implements frontend.Cluster.
@@ -239,10 +244,10 @@ func (r *Registrar) FrontDoorRoute(fd *topology.FrontDoor, aor, transport string
 	u, known := r.top.LookupUser(aor)
 	v := &s.pools[fd.Pool.Index]
 	if known {
-		pl := s.place(u, -1, transport, r.clock.Now(), r.beforeTimer())
+		pl := s.place(u, -1, r.clock.Now(), r.beforeTimer())
 		switch {
 		case pl.refuse == nil:
-			return frontend.Route{Kind: frontend.Redirect, Targets: pl.targets}
+			return frontend.Route{Kind: frontend.Redirect, Targets: pl.targets(u.AOR, transport)}
 		case pl.serving == nil:
 			return *pl.refuse
 		}

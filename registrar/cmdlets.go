@@ -329,7 +329,7 @@ func (r *Registrar) Registrations(identity string) (admin.Registrations, error) 
 	now := r.clock.Now()
 	home := s.pool(u.Pool)
 	candidates := []*poolView{home}
-	if pl := s.place(u, -1, topology.UDP, now, r.beforeTimer()); pl.serving != nil && pl.serving != home {
+	if pl := s.place(u, -1, now, r.beforeTimer()); pl.serving != nil && pl.serving != home {
 		candidates = []*poolView{pl.serving, home}
 	} else if home.backup >= 0 {
 		candidates = append(candidates, &s.pools[home.backup])

@@ -169,6 +169,10 @@ func TestPoolFailureTimerResiliencyFailoverFailback(t *testing.T) {
 	// Through the front door too (proxy mode: forwarded to the backup pool).
 	door := rt.NewPhone(t, "udp")
 	wantOK(t, signIn(t, door, env.DoorAddr(t, poolA, "udp"), "user00043@contoso.com"), "resiliency")
+	// pool-b's front door (redirect mode) sends pool-a's users to pool-b now.
+	if res := signIn(t, rt.NewPhone(t, "udp"), env.DoorAddr(t, poolB, "udp"), alice); res.StatusCode != 301 || !strings.Contains(rt.Headers(res, "Contact")[0], backup.String()) {
+		t.Fatalf("redirect-mode front door after the timer: %s %v", res.StartLine(), rt.Headers(res, "Contact"))
+	}
 	// Resiliency mode refuses persistent changes.
 	wantRefused(t, addContact(t, ph, backup, alice, "sip:carol@contoso.com"), 503, "resiliency mode")
 	if u, _ := env.R.UserPoolInfo(alice); u.RegisteredAtPoolFqdn != poolB || u.Mode != "resiliency" || u.PrimaryPoolFqdn != poolA {
@@ -500,6 +504,17 @@ func TestContactsAndStatePersistAcrossCrashAndRestart(t *testing.T) {
 	}
 	if cs, _ := env.R.Contacts(alice); cs.BackEnd != poolB || len(cs.Contacts) != 1 || cs.Contacts[0].URI != bob {
 		t.Fatalf("contacts after a restart: %+v", cs)
+	}
+
+	// A failback interrupted by a restart completes too, and the contact list is home.
+	if _, err := env.R.FailBack(poolA, admin.FailBackRequest{WaitTime: "1h"}); err != nil {
+		t.Fatal(err)
+	}
+	env.R.Close()
+	env = rt.StartFile(t, path)
+	eventually(t, "the restored failback to complete", func() bool { return drState(t, env, poolA).State == "Active" })
+	if cs, _ := env.R.Contacts(alice); cs.BackEnd != poolA || len(cs.Contacts) != 1 || cs.Contacts[0].URI != bob {
+		t.Fatalf("contacts after a restart mid-failback: %+v", cs)
 	}
 }
 

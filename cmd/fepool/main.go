@@ -72,14 +72,18 @@ func run(ctx context.Context, args []string, e env) int {
 		Use:   "fepool",
 		Short: "Lync Server 2013 / Skype for Business Front End pool emulator",
 		Long: `fepool runs Front End pools as real SIP registrars on loopback: routing groups with
-primary and backup registrars, pool quorum, 301 redirects to the home server, digest auth, and
-the admin cmdlets (Get-CsUserPoolInfo, Get-CsPoolFabricState, Reset-CsPoolRegistrarState).
+primary and backup registrars, pool quorum, 301 redirects to the home server, digest auth,
+paired pools (resiliency timer, resiliency mode, failover, failback), and the admin cmdlets
+(Get-CsUserPoolInfo, Get-CsPoolFabricState, Reset-CsPoolRegistrarState, Invoke-CsPoolFailOver,
+Invoke-CsPoolFailBack, ...).
 
 Start the emulator with the embedded default topology (two paired pools, 20,000 users):
   fepool serve
 then, from another terminal:
   fepool ctl Get-CsUserPoolInfo -Identity sip:user00042@contoso.com
-  fepool ctl crash fe01.pool-a.contoso.com`,
+  fepool ctl crash fe01.pool-a.contoso.com
+  fepool ctl pool-crash pool-a.contoso.com
+  fepool ctl Invoke-CsPoolFailOver -PoolFqdn pool-a.contoso.com -DisasterMode -Force`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
