@@ -167,9 +167,13 @@ func printTopology(w io.Writer, t *topology.Topology) {
 	fmt.Fprintf(w, "Topology %s: valid\n", t.Source)
 	fmt.Fprintf(w, "Domain %s, digest realm %q (%s), %d users\n\n", t.Domain, t.Realm, strings.Join(t.SIP.DigestAlgorithms, ", "), t.Users.Count())
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "POOL\tEDITION\tBACKUP\tROUTING GROUPS\tUSERS")
+	fmt.Fprintln(tw, "POOL\tEDITION\tBACKUP\tRESILIENCY TIMER\tBACK END\tROUTING GROUPS\tUSERS")
 	for _, p := range t.Pools {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\n", p.FQDN, p.Edition, orDash(p.Backup), p.RoutingGroups, t.Users.CountIn(p.FQDN))
+		timer := "-"
+		if p.Backup != "" {
+			timer = p.ResiliencyTimer.String()
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\n", p.FQDN, p.Edition, orDash(p.Backup), timer, p.BackEndPath, p.RoutingGroups, t.Users.CountIn(p.FQDN))
 	}
 	tw.Flush()
 	fmt.Fprintln(w)
@@ -188,6 +192,9 @@ func printTopology(w io.Writer, t *topology.Topology) {
 	fmt.Fprintf(w, "Registration expiry %s..%s (default %s), at most %d endpoints per user\n", t.SIP.ExpiresMin, t.SIP.ExpiresMax, t.SIP.ExpiresDefault, t.SIP.MaxEndpoints)
 	fmt.Fprintf(w, "Timers: failure detection %s, quorum-loss shutdown %s, nonce lifetime %s, TCP idle %s, Retry-After %s\n",
 		t.Fabric.FailureDetection, t.Fabric.QuorumLossShutdown, t.SIP.NonceLifetime, t.SIP.TCPIdleTimeout, t.SIP.RetryAfter)
+	pr := t.Pairing
+	fmt.Fprintf(w, "Pairing: heartbeat %s, before the resiliency timer answer %s, failover wait %s, failback wait %s, failback pace %d users per %s, survivable mode after a Back End outage of %s\n",
+		pr.Heartbeat, pr.BeforeTimer, pr.FailoverWait, pr.FailbackWait, pr.FailbackUsers, pr.FailbackPer, pr.SurvivableAfter)
 	fmt.Fprintf(w, "Admin API %s\n", t.Admin.Listen)
 }
 

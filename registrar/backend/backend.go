@@ -8,6 +8,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -53,6 +55,11 @@ CREATE TABLE IF NOT EXISTS dr_state (
 
 // Open opens (creating when needed) the Back End at path, or an in-memory one for ":memory:".
 func Open(path string) (*Store, error) {
+	if path != ":memory:" {
+		if st, err := os.Stat(filepath.Dir(path)); err != nil || !st.IsDir() {
+			return nil, fmt.Errorf("back end %s: its directory %s does not exist: create it or change back_end.path", path, filepath.Dir(path))
+		}
+	}
 	dsn := "file:" + path + "?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)"
 	if path == ":memory:" {
 		dsn = "file::memory:"

@@ -3,6 +3,7 @@ package backend
 import (
 	"errors"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -82,5 +83,29 @@ func TestContactsOutageSyncAndRestart(t *testing.T) {
 func TestOpenBadPath(t *testing.T) {
 	if _, err := Open(filepath.Join(t.TempDir(), "missing-dir", "x.db")); err == nil {
 		t.Fatal("opened a database in a directory that does not exist")
+	}
+}
+
+func TestOpenInMissingDirectory(t *testing.T) {
+	_, err := Open(filepath.Join(t.TempDir(), "nope", "pool.db"))
+	if err == nil || !strings.Contains(err.Error(), "does not exist") {
+		t.Fatalf("Open in a missing directory: %v", err)
+	}
+}
+
+func TestSyncNeedsBothUp(t *testing.T) {
+	a, _ := Open(":memory:")
+	b, _ := Open(":memory:")
+	defer a.Close()
+	defer b.Close()
+	if err := a.SetContact("alice@contoso.com", "pool-a", Contact{URI: "sip:bob@contoso.com"}); err != nil {
+		t.Fatal(err)
+	}
+	b.SetUp(false, time.Now())
+	if _, err := a.SyncUsers(b, "pool-a"); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("sync to a down Back End: %v", err)
+	}
+	if cs, _ := b.Contacts("alice@contoso.com"); len(cs) != 0 {
+		t.Fatalf("a refused sync copied %v", cs)
 	}
 }
