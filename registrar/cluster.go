@@ -2,7 +2,9 @@ package registrar
 
 import (
 	"errors"
+	"hash/maphash"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/fepool/fepool/registrar/fabric"
@@ -110,12 +112,15 @@ type placement struct {
 	rg         location.RG
 	primary    int
 	resiliency bool
+	// needsBinding: served at the backup only because the user is still registered there (a
+	// failback has not moved them yet).
+	needsBinding bool
 }
 
 // decide applies the pairing rules to a user of home, as seen from pool at (-1 for a front
 // door, which sees the pools as they are; a backup pool sees its home pool only through the
 // heartbeat).
-func (s *snapshot) decide(home *poolView, aor string, at int, now time.Time) pairing.Decision {
+func (s *snapshot) decide(home *poolView, aor string, at int, now time.Time) (pairing.Decision, pairing.Situation) {
 	sit := pairing.Situation{State: home.dr.state, HomeServing: home.serves, HomeSurvivable: home.survivable(now)}
 	if home.backup >= 0 {
 		b := &s.pools[home.backup]
@@ -135,7 +140,7 @@ func (s *snapshot) decide(home *poolView, aor string, at int, now time.Time) pai
 			sit.RegisteredAtBackup = b.registered(aor, now)
 		}
 	}
-	return pairing.Decide(sit)
+	return pairing.Decide(sit), sit
 }
 
 // place finds where a user is served now.
@@ -144,8 +149,9 @@ func (s *snapshot) place(u topology.User, at int, now time.Time, before beforeTi
 	if home == nil {
 		return placement{refuse: &frontend.Route{Kind: frontend.Unavailable, Diag: frontend.DiagCannotRoute}}
 	}
-	d := s.decide(home, u.AOR, at, now)
+	d, sit := s.decide(home, u.AOR, at, now)
 	pl := placement{resiliency: d.Resiliency}
+	pl.needsBinding = sit.State == pairing.FailingBack && d.Where == pairing.Backup && sit.HomeServing && sit.RegisteredAtBackup
 	switch d.Where {
 	case pairing.Home:
 		pl.serving = home
@@ -233,7 +239,7 @@ func (r *Registrar) Route(self *topology.FrontEnd, u topology.User, transport st
 		return *pl.refuse
 	}
 	if pl.rg.Pool == self.Pool.Index && pl.primary == self.Index {
-		return frontend.Route{Kind: frontend.Serve, RG: pl.rg, Resiliency: pl.resiliency, Version: s.version}
+		return frontend.Route{Kind: frontend.Serve, RG: pl.rg, Resiliency: pl.resiliency, Version: s.version, NeedsBinding: pl.needsBinding}
 	}
 	return frontend.Route{Kind: frontend.Redirect, Targets: pl.targets(u.AOR, transport)}
 }
@@ -268,8 +274,10 @@ func (r *Registrar) FrontDoorRoute(fd *topology.FrontDoor, aor, transport string
 
 var errNotPrimary = errors.New("not the primary")
 
-// Register implements frontend.Cluster: it applies the REGISTER under the AOR's lock on the
-// primary and stores the new record on every secondary before releasing it.
+// Register implements frontend.Cluster: it applies the REGISTER on the primary under the
+// AOR's lock there, then stores the new record on every secondary, all under the AOR's
+// stripe lock so replicas see one AOR's updates in order. No store lock is held while another
+// is taken: Front Ends replicating to each other cannot deadlock.
 func (r *Registrar) Register(self *topology.FrontEnd, route frontend.Route, aor string, req location.Request) (location.Result, bool) {
 	rg := route.RG
 	f := r.fes[self]
@@ -278,7 +286,11 @@ func (r *Registrar) Register(self *topology.FrontEnd, route frontend.Route, aor 
 		return location.Result{}, false
 	}
 	pol := location.Policy{Min: r.top.SIP.ExpiresMin, Max: r.top.SIP.ExpiresMax, Default: r.top.SIP.ExpiresDefault, MaxEndpoints: r.top.SIP.MaxEndpoints}
+	mu := r.stripe(aor)
+	mu.Lock()
+	defer mu.Unlock()
 	var res location.Result
+	var secondaries []int
 	err := store.Update(rg, aor, func(old *location.Record) (*location.Record, error) {
 		s := r.snap.Load()
 		if s.version != route.Version {
@@ -291,21 +303,31 @@ func (r *Registrar) Register(self *topology.FrontEnd, route frontend.Route, aor 
 		if prim, ok := v.fabric.Primary(rg.Index); !ok || prim != self.Index || rg.Pool != self.Pool.Index {
 			return nil, errNotPrimary
 		}
-		res = location.Apply(aor, old, req, pol, r.clock.Now())
+		now := r.clock.Now()
+		if route.NeedsBinding && len(old.Active(now)) == 0 {
+			return nil, errNotPrimary // a failback moved the user meanwhile
+		}
+		res = location.Apply(aor, old, req, pol, now)
 		if res.Status != 200 {
 			return old, nil
 		}
-		for _, sec := range v.fabric.Replicas[rg.Index][1:] {
-			if ss := r.pools[rg.Pool].fes[sec].store.Load(); ss != nil {
-				ss.Put(rg, aor, res.Record)
-			}
-		}
+		secondaries = v.fabric.Replicas[rg.Index][1:]
 		return res.Record, nil
 	})
 	if err != nil {
 		return location.Result{}, false
 	}
+	for _, sec := range secondaries {
+		if ss := r.pools[rg.Pool].fes[sec].store.Load(); ss != nil {
+			ss.Put(rg, aor, res.Record)
+		}
+	}
 	return res, true
+}
+
+// stripe is the lock that orders the replication of one AOR's updates.
+func (r *Registrar) stripe(aor string) *sync.Mutex {
+	return &r.stripes[maphash.String(r.stripeSeed, aor)%uint64(len(r.stripes))]
 }
 
 // Serving implements frontend.Cluster.

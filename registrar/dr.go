@@ -99,13 +99,20 @@ func (r *Registrar) closeBackEnds() {
 			if err := p.be.Close(); err != nil {
 				r.log.Error().Err(err).Str("pool", p.top.FQDN).Msg("closing the Back End")
 			}
-			p.be = nil
 		}
 	}
 }
 
-// startPairsLocked completes restored operations and starts the heartbeat.
+// startPairsLocked completes restored operations and starts the heartbeat. A pairing with a
+// Back End on disk is reconciled once (the backup service's pending work is not persisted:
+// the master copy is copied to the other Back End at the first heartbeat).
 func (r *Registrar) startPairsLocked() {
+	now := r.clock.Now()
+	for _, p := range r.pools {
+		if p.pair != nil && (p.top.BackEndPath != topology.InMemory || p.backup.top.BackEndPath != topology.InMemory) {
+			p.unsynced = now
+		}
+	}
 	r.heartbeatLocked()
 	paired := false
 	for _, p := range r.pools {
@@ -170,6 +177,10 @@ func (r *Registrar) heartbeatLocked() (changed bool) {
 		if p.pair == nil {
 			continue
 		}
+		if st, _ := p.pair.State(); st == pairing.FailingBack && !r.servesLocked(p) {
+			r.drEventsLocked(p, p.pair.AbortFailBack(now))
+			changed = true
+		}
 		before, _ := p.pair.Hearing()
 		if !r.servesLocked(p.backup) {
 			p.pair.Unobserved(now) // a backup pool that is down runs no timer
@@ -197,13 +208,19 @@ func (r *Registrar) drTickLocked(p *pool) {
 	if p.pair != nil {
 		r.drEventsLocked(p, p.pair.Tick(now))
 		if st, _ := p.pair.State(); st == pairing.FailingBack && p.pair.Progress().Moving {
-			n := min(p.pair.Due(now), len(p.toMove))
-			if n > 0 {
-				r.signOutLocked(p, p.backup, p, p.toMove[:n])
-				p.toMove = p.toMove[n:]
+			// Users gone from the backup meanwhile (signed out, expired) take no place in the pace.
+			due := p.pair.Due(now)
+			moved := 0
+			for due > moved && len(p.toMove) > 0 {
+				aor := p.toMove[0]
+				p.toMove = p.toMove[1:]
+				if r.registeredAtLocked(p.backup, aor, now) {
+					r.signOutLocked(p, p.backup, p, []string{aor})
+					moved++
+				}
 			}
-			if n > 0 || len(p.toMove) == 0 {
-				r.drEventsLocked(p, p.pair.Moved(now, n, len(p.toMove)))
+			if moved > 0 || len(p.toMove) == 0 {
+				r.drEventsLocked(p, p.pair.Moved(now, moved, len(p.toMove)))
 			}
 		}
 	}
@@ -253,6 +270,9 @@ func (r *Registrar) drEventsLocked(p *pool, evs []pairing.Event) {
 		r.record(eventlog.Event{Kind: e.Kind.String(), Pool: p.top.FQDN, Message: e.Msg})
 		switch e.Kind {
 		case pairing.FailoverStarted, pairing.FailbackStarted:
+			r.saveDRLocked(p)
+		case pairing.FailbackAborted:
+			p.toMove = nil
 			r.saveDRLocked(p)
 		case pairing.FailedOverEvent:
 			r.saveDRLocked(p)
@@ -329,11 +349,13 @@ func (r *Registrar) signOutLocked(home, from, to *pool, aors []string) {
 	now := r.clock.Now()
 	snap := r.snap.Load()
 	var batch []notice
+	users := 0
 	for _, aor := range aors {
 		bindings, sender := r.takeLocked(from, aor, now)
 		if len(bindings) == 0 {
 			continue
 		}
+		users++
 		rg := fabric.RoutingGroupOf(aor, to.top.RoutingGroups)
 		reps := to.fabric.Replicas(rg)
 		for _, b := range bindings {
@@ -350,8 +372,11 @@ func (r *Registrar) signOutLocked(home, from, to *pool, aors []string) {
 			}
 		}
 	}
-	r.record(eventlog.Event{Kind: "UsersSignedOut", Pool: home.top.FQDN, Count: len(aors),
-		Message: fmt.Sprintf("%d users signed out of %s (registration-notify %s to %d endpoints): they sign in at %s", len(aors), from.top.FQDN, eventPreferredRegistrarChange, len(batch), to.top.FQDN)})
+	if users == 0 {
+		return
+	}
+	r.record(eventlog.Event{Kind: "UsersSignedOut", Pool: home.top.FQDN, Count: users,
+		Message: fmt.Sprintf("%d users signed out of %s (registration-notify %s to %d endpoints): they sign in at %s", users, from.top.FQDN, eventPreferredRegistrarChange, len(batch), to.top.FQDN)})
 	r.sendLocked(batch)
 }
 
@@ -366,21 +391,35 @@ func (r *Registrar) takeLocked(p *pool, aor string, now time.Time) ([]location.B
 	key := location.RG{Pool: p.top.Index, Index: rg}
 	prim := p.fes[reps[0]]
 	var got []location.Binding
+	mu := r.stripe(aor) // as Register: no store lock is held while another is taken
+	mu.Lock()
 	if s := prim.store.Load(); s != nil {
 		_ = s.Update(key, aor, func(old *location.Record) (*location.Record, error) {
 			got = old.Active(now)
-			for _, sec := range reps[1:] {
-				if ss := p.fes[sec].store.Load(); ss != nil {
-					ss.Put(key, aor, nil)
-				}
-			}
 			return nil, nil
 		})
 	}
+	for _, sec := range reps[1:] {
+		if ss := p.fes[sec].store.Load(); ss != nil {
+			ss.Put(key, aor, nil)
+		}
+	}
+	mu.Unlock()
 	if prim.state != StateStarted {
 		return got, nil
 	}
 	return got, prim.sip
+}
+
+// registeredAtLocked reports whether aor has an active registration on its routing group's
+// primary in pool p.
+func (r *Registrar) registeredAtLocked(p *pool, aor string, now time.Time) bool {
+	reps := p.fabric.Replicas(fabric.RoutingGroupOf(aor, p.top.RoutingGroups))
+	if len(reps) == 0 {
+		return false
+	}
+	s := p.fes[reps[0]].store.Load()
+	return s != nil && len(s.Get(aor).Active(now)) > 0
 }
 
 // feAtLocked returns the running Front End of the pool listening at local (ip:port).
@@ -411,6 +450,7 @@ func (r *Registrar) sendLocked(batch []notice) {
 		var failed atomic.Int64
 		var wg sync.WaitGroup
 		slots := make(chan struct{}, notifyInFlight)
+		sent := 0
 	loop:
 		for _, n := range batch {
 			select {
@@ -418,6 +458,7 @@ func (r *Registrar) sendLocked(batch []notice) {
 			case <-r.notifyCtx.Done():
 				break loop
 			}
+			sent++
 			wg.Add(1)
 			go func() {
 				defer func() { <-slots; wg.Done() }()
@@ -430,9 +471,9 @@ func (r *Registrar) sendLocked(batch []notice) {
 			}()
 		}
 		wg.Wait()
-		r.metrics.Notifies.WithLabelValues("answered").Add(float64(int64(len(batch)) - failed.Load()))
+		r.metrics.Notifies.WithLabelValues("answered").Add(float64(int64(sent) - failed.Load()))
 		r.metrics.Notifies.WithLabelValues("unanswered").Add(float64(failed.Load()))
-		r.log.Info().Int("sent", len(batch)).Int64("unanswered", failed.Load()).Msg("registration-notify batch done")
+		r.log.Info().Int("sent", sent).Int("unsent", len(batch)-sent).Int64("unanswered", failed.Load()).Msg("registration-notify batch done")
 	}()
 }
 
@@ -505,8 +546,11 @@ func (r *Registrar) ChangeContacts(u topology.User, set []backend.Contact, remov
 // contactsOf returns a user's contact list from the Back End that serves them, and its pool.
 func (r *Registrar) contactsOf(u topology.User) (string, []backend.Contact, error) {
 	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return "", nil, errClosed
+	}
 	master, _ := r.userServicesLocked(r.pools[r.top.Pool(u.Pool).Index])
-	r.mu.Unlock()
 	cs, err := master.be.Contacts(u.AOR)
 	return master.top.FQDN, cs, err
 }

@@ -545,3 +545,84 @@ func TestServiceRequests(t *testing.T) {
 		t.Fatalf("contacts %+v", cs)
 	}
 }
+
+// TestTLSThroughProxyFrontDoor: a TLS client registers through a proxy front door (the front
+// door's TLS hop to the Front End trusts the emulator's own certificate), and a planned
+// failover's registration-notify reaches it back through the front door over TLS.
+func TestTLSThroughProxyFrontDoor(t *testing.T) {
+	yaml := strings.Replace(rt.Topology, "front_door: {address: 127.0.1.100, udp: 0, tcp: 0, mode: proxy}", "front_door: {address: 127.0.1.100, udp: 0, tcp: 0, tls: 0, mode: proxy}", 1)
+	env := rt.Start(t, yaml)
+	info, _ := env.R.UserPoolInfo(alice)
+	ph := rt.NewPhone(t, "tls")
+	notes := ph.Notifies()
+	wantOK(t, signIn(t, ph, env.DoorAddr(t, poolA, "tls"), alice), "regular")
+	if regs, _ := env.R.Registrations(alice); len(regs.Bindings) != 1 || regs.Bindings[0].Transport != "TLS" || len(regs.Bindings[0].Path) != 1 {
+		t.Fatalf("binding through the TLS front door: %+v", regs)
+	}
+	if _, err := env.R.FailOver(poolA, admin.FailOverRequest{WaitTime: "1s"}); err != nil {
+		t.Fatal(err)
+	}
+	// pool-b has no TLS listener: the preferred registrar is its UDP address.
+	nextNotify(t, notes, env.Addr(t, info.BackupPoolPrimaryRegistrar, "udp"))
+}
+
+// TestFailbackAbortedWhenHomeFailsAgain: a home pool that fails during the failback does not
+// get users moved into it; the users stay with the backup pool in regular mode.
+func TestFailbackAbortedWhenHomeFailsAgain(t *testing.T) {
+	env, clock := drEnv(t, "pairing: {failback_wait: 10s}\n")
+	info, _ := env.R.UserPoolInfo(alice)
+	backup := env.Addr(t, info.BackupPoolPrimaryRegistrar, "udp")
+	if _, err := env.R.PoolAction(poolA, "crash"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := env.R.FailOver(poolA, admin.FailOverRequest{DisasterMode: true}); err != nil {
+		t.Fatal(err)
+	}
+	ph := rt.NewPhone(t, "udp")
+	wantOK(t, signIn(t, ph, backup, alice), "regular")
+	if _, err := env.R.PoolAction(poolA, "start"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := env.R.FailBack(poolA, admin.FailBackRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := env.R.PoolAction(poolA, "crash"); err != nil {
+		t.Fatal(err)
+	}
+	waitEvent(t, env, "PoolFailbackAborted")
+	clock.Advance(time.Minute)
+	if dr := drState(t, env, poolA); dr.State != "FailedOver" || dr.UsersServedBy != poolB || dr.Mode != "regular" {
+		t.Fatalf("after the aborted failback: %+v", dr)
+	}
+	if regs, _ := env.R.Registrations(alice); regs.RegisteredAt != poolB || len(regs.Bindings) != 1 {
+		t.Fatalf("the user was moved into a dead pool: %+v", regs)
+	}
+	wantOK(t, signIn(t, ph, backup, alice), "regular")
+}
+
+func TestWhatIfRefusesWhatTheRunWould(t *testing.T) {
+	env, _ := drEnv(t, "")
+	if _, err := env.R.PoolAction(poolB, "backend-down"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := env.R.FailOver(poolA, admin.FailOverRequest{WhatIf: true}); !errors.Is(err, admin.ErrConflict) {
+		t.Fatalf("-WhatIf of a planned failover that cannot sync: %v", err)
+	}
+	if out, err := env.R.FailOver(poolA, admin.FailOverRequest{WhatIf: true, DisasterMode: true}); err != nil || !out.WhatIf {
+		t.Fatalf("-WhatIf -DisasterMode: %+v %v", out, err)
+	}
+}
+
+func TestAdminAfterClose(t *testing.T) {
+	env := rt.Start(t, rt.Topology)
+	env.R.Close()
+	if ps := env.R.Pools(); len(ps) != 2 {
+		t.Fatalf("Pools after Close: %+v", ps)
+	}
+	if _, err := env.R.Contacts(alice); !errors.Is(err, admin.ErrConflict) {
+		t.Fatalf("Contacts after Close: %v", err)
+	}
+	if _, err := env.R.FailOver(poolA, admin.FailOverRequest{DisasterMode: true}); !errors.Is(err, admin.ErrConflict) {
+		t.Fatalf("FailOver after Close: %v", err)
+	}
+}

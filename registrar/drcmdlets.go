@@ -96,7 +96,13 @@ func (r *Registrar) poolUpLocked(p *pool) error {
 		if f.state == StateStarted {
 			continue
 		}
+		prev := f.state
 		if err := r.bindLocked(f); err != nil {
+			for _, j := range idx { // undo: no Front End stays half-started
+				p.fes[j].sip.Stop(false)
+				p.fes[j].store.Store(nil)
+				r.setState(p.fes[j], prev)
+			}
 			return err
 		}
 		idx = append(idx, i)
@@ -212,6 +218,13 @@ func (r *Registrar) FailOver(fqdn string, req admin.FailOverRequest) (admin.DRRe
 	if err := p.pair.CheckFailOver(o, homeUp, r.servesLocked(p.backup)); err != nil {
 		return admin.DRResult{}, fmt.Errorf("%w: Invoke-CsPoolFailOver -PoolFqdn %s: %v", admin.ErrConflict, p.top.FQDN, err)
 	}
+	if !o.DisasterMode {
+		for _, q := range []*pool{p, p.backup} {
+			if up, _ := q.be.Up(); !up {
+				return admin.DRResult{}, fmt.Errorf("%w: Invoke-CsPoolFailOver -PoolFqdn %s: the data sync needs the Back End of %s, which is down; nothing changed: bring it back or use -DisasterMode", admin.ErrConflict, p.top.FQDN, q.top.FQDN)
+			}
+		}
+	}
 	plan := o.Plan(p.top.FQDN, p.backup.top.FQDN)
 	if o.WhatIf {
 		st, _ := p.pair.State()
@@ -229,7 +242,7 @@ func (r *Registrar) FailOver(fqdn string, req admin.FailOverRequest) (admin.DRRe
 			Message: fmt.Sprintf("planned failover: the contact lists of the pool's users (%d contacts) synced to %s", n, p.backup.top.FQDN)})
 	} else if !p.unsynced.IsZero() {
 		r.record(eventlog.Event{Kind: "FailoverDataNotSynced", Pool: p.top.FQDN,
-			Message: fmt.Sprintf("disaster mode: contact changes made since %s had not reached %s's Back End; the backup pool serves what it holds", p.unsynced.Format(time.RFC3339), p.backup.top.FQDN)})
+			Message: fmt.Sprintf("disaster mode: contact changes made since %s had not reached %s's Back End; the backup pool serves what it holds, and the backup service will copy that over the home pool's Back End", p.unsynced.Format(time.RFC3339), p.backup.top.FQDN)})
 	}
 	if o.FlushStorageService {
 		r.record(eventlog.Event{Kind: "StorageServiceFlushed", Pool: p.top.FQDN, Message: "-FlushStorageService: the storage service of every running Front End flushed its queue"})
@@ -271,13 +284,18 @@ func (r *Registrar) FailBack(fqdn string, req admin.FailBackRequest) (admin.DRRe
 	}
 	plan := fmt.Sprintf("Fail back the users of %s from %s: their data is synced back (wait %s), then signed-in users move home at %d users per %s, each signed out once with a registration-notify and in resiliency mode at home until the failback completes; new sign-ins go home in resiliency mode.",
 		p.top.FQDN, p.backup.top.FQDN, wait, r.top.Pairing.FailbackUsers, r.top.Pairing.FailbackPer)
+	if r.cutLocked(p) {
+		return admin.DRResult{}, fmt.Errorf("%w: Invoke-CsPoolFailBack -PoolFqdn %s: the link to %s is cut; heal it first", admin.ErrConflict, p.top.FQDN, p.backup.top.FQDN)
+	}
+	for _, q := range []*pool{p, p.backup} {
+		if up, _ := q.be.Up(); !up {
+			return admin.DRResult{}, fmt.Errorf("%w: Invoke-CsPoolFailBack -PoolFqdn %s: the data sync back needs the Back End of %s, which is down; nothing changed", admin.ErrConflict, p.top.FQDN, q.top.FQDN)
+		}
+	}
 	if req.WhatIf {
 		st, _ := p.pair.State()
 		out.State, out.Message = st.String(), "What if: "+plan
 		return out, nil
-	}
-	if r.cutLocked(p) {
-		return admin.DRResult{}, fmt.Errorf("%w: Invoke-CsPoolFailBack -PoolFqdn %s: the link to %s is cut; heal it first", admin.ErrConflict, p.top.FQDN, p.backup.top.FQDN)
 	}
 	n, err := p.backup.be.SyncUsers(p.be, p.top.FQDN)
 	if err != nil {
@@ -417,7 +435,7 @@ func (r *Registrar) drInfoLocked(p *pool) *admin.DisasterRecovery {
 func (r *Registrar) servedByLocked(p *pool) (pool string, mode string) {
 	s := r.snap.Load()
 	home := &s.pools[p.top.Index]
-	d := s.decide(home, "", -1, r.clock.Now())
+	d, _ := s.decide(home, "", -1, r.clock.Now())
 	return whereMode(s, home, d)
 }
 
@@ -454,7 +472,8 @@ func (r *Registrar) userPlacementLocked(u topology.User, home *pool, out *admin.
 	out.UserServicesPoolFqdn = master.top.FQDN
 	s := r.snap.Load()
 	hv := &s.pools[home.top.Index]
-	out.RegisteredAtPoolFqdn, out.Mode = whereMode(s, hv, s.decide(hv, u.AOR, -1, r.clock.Now()))
+	d, _ := s.decide(hv, u.AOR, -1, r.clock.Now())
+	out.RegisteredAtPoolFqdn, out.Mode = whereMode(s, hv, d)
 	if home.pair != nil {
 		st, _ := home.pair.State()
 		out.DisasterRecoveryState = st.String()

@@ -15,6 +15,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -89,6 +90,10 @@ type Registrar struct {
 	// cut holds the heartbeat links cut by a partition, keyed by the pools' indexes (low first).
 	cut map[[2]int]bool
 
+	// stripes order each AOR's replication (Register, and users moved between pools).
+	stripes    [256]sync.Mutex
+	stripeSeed maphash.Seed
+
 	snap    atomic.Pointer[snapshot]
 	version uint64 // of the last snapshot published (under mu)
 	bg      sync.WaitGroup
@@ -144,14 +149,15 @@ func New(cfg Config, opts ...Option) (*Registrar, error) {
 		return nil, err
 	}
 	r := &Registrar{
-		cfg:     cfg,
-		top:     cfg.Topology,
-		clock:   clockwork.NewRealClock(),
-		log:     zerolog.Nop(),
-		metrics: metrics.New(),
-		fes:     map[*topology.FrontEnd]*fe{},
-		cut:     map[[2]int]bool{},
-		stop:    make(chan struct{}),
+		cfg:        cfg,
+		top:        cfg.Topology,
+		clock:      clockwork.NewRealClock(),
+		log:        zerolog.Nop(),
+		metrics:    metrics.New(),
+		fes:        map[*topology.FrontEnd]*fe{},
+		cut:        map[[2]int]bool{},
+		stripeSeed: maphash.MakeSeed(),
+		stop:       make(chan struct{}),
 	}
 	r.notifyCtx, r.notifyCancel = context.WithCancel(context.Background())
 	for _, o := range opts {
@@ -180,7 +186,7 @@ func New(cfg Config, opts ...Option) (*Registrar, error) {
 		r.token = hex.EncodeToString(b)
 	}
 	opt := frontend.Options{
-		Log: r.log, Metrics: r.metrics, TLS: r.tls, Limits: r.top.SIP.Limits,
+		Log: r.log, Metrics: r.metrics, TLS: r.tls, ClientTLS: internalTLS(r.tls), Limits: r.top.SIP.Limits,
 		RetryAfter: r.top.SIP.RetryAfter, IdleTimeout: r.top.SIP.TCPIdleTimeout,
 		Server: r.top.ServerHeader, Trace: cfg.Trace,
 	}

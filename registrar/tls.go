@@ -1,12 +1,14 @@
 package registrar
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"errors"
 	"fmt"
 	"math/big"
 	"net"
@@ -14,6 +16,26 @@ import (
 
 	"github.com/fepool/fepool/registrar/topology"
 )
+
+// internalTLS is the client config of the emulator's own TLS hops (front door to Front End,
+// Front End to front door): every listener presents the same certificate, so the peer must
+// present exactly that one (pinned) rather than chain to a CA.
+func internalTLS(server *tls.Config) *tls.Config {
+	if server == nil || len(server.Certificates) == 0 || len(server.Certificates[0].Certificate) == 0 {
+		return nil
+	}
+	ours := server.Certificates[0].Certificate[0]
+	return &tls.Config{
+		MinVersion:         tls.VersionTLS12,
+		InsecureSkipVerify: true, //nolint:gosec // replaced by the pin below
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			if len(cs.PeerCertificates) == 0 || !bytes.Equal(cs.PeerCertificates[0].Raw, ours) {
+				return errors.New("TLS peer is not one of this emulator's listeners")
+			}
+			return nil
+		},
+	}
+}
 
 // tlsConfig loads the configured certificate, or makes a self-signed one naming every pool, Front
 // End and front door by FQDN and address. It returns nil when no listener serves TLS.

@@ -77,6 +77,9 @@ type Route struct {
 	// Version identifies the cluster state the decision was made in: Register refuses it
 	// once the state has changed, and the Front End routes again.
 	Version uint64
+	// NeedsBinding, with Serve: the user is served here only because they are registered here
+	// (a failback has not moved them yet); Register refuses it when the registration is gone.
+	NeedsBinding bool
 }
 
 // Cluster is what Front Ends and front doors ask of the registrar.

@@ -31,6 +31,9 @@ type Options struct {
 	Log        zerolog.Logger
 	Metrics    *metrics.Metrics
 	TLS        *tls.Config // nil: TLS ports are not served
+	// ClientTLS is the config of TLS connections this endpoint opens (a front door proxying to
+	// a Front End, a NOTIFY back through a front door): the emulator's own hops.
+	ClientTLS *tls.Config
 	Limits     topology.Limits
 	RetryAfter time.Duration
 	// IdleTimeout closes a TCP/TLS connection that sent nothing for this long (0: never).
@@ -112,7 +115,7 @@ func (e *endpoint) start() error {
 	ua, err := sipgo.NewUA(
 		sipgo.WithUserAgent(e.opts.Server),
 		sipgo.WithUserAgentHostname(e.addr.String()),
-		sipgo.WithUserAgenTLSConfig(e.opts.TLS),
+		sipgo.WithUserAgenTLSConfig(e.opts.ClientTLS),
 		sipgo.WithUserAgentTransportLayerOptions(
 			sip.WithTransportLayerLogger(slog),
 			sip.WithTransportLayerReadFilter(e.readFilter(socks.udp)),
@@ -327,6 +330,17 @@ func (e *endpoint) noRoute(req *sip.Request) *sip.Response {
 	res := e.response(req, 405, "Method Not Allowed")
 	res.AppendHeader(sip.NewHeader("Allow", e.allow()))
 	return res
+}
+
+// isMine reports whether a URI names one of this endpoint's listening addresses.
+func (e *endpoint) isMine(u sip.Uri) bool {
+	a := e.addrs()
+	for _, ap := range []netip.AddrPort{a.UDP, a.TCP, a.TLS} {
+		if ap.IsValid() && u.Host == ap.Addr().String() && (u.Port == 0 || u.Port == int(ap.Port())) {
+			return true
+		}
+	}
+	return false
 }
 
 func (e *endpoint) allow() string {

@@ -69,7 +69,7 @@ func (d *FrontDoor) Addrs() Addrs { return d.ep.addrs() }
 
 func (d *FrontDoor) onOptions(req *sip.Request) *sip.Response {
 	res := d.ep.response(req, 200, "OK")
-	res.AppendHeader(sip.NewHeader("Allow", "REGISTER, OPTIONS"))
+	res.AppendHeader(sip.NewHeader("Allow", d.ep.allow()))
 	return res
 }
 

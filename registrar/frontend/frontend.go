@@ -95,7 +95,7 @@ func (f *FrontEnd) onOptions(req *sip.Request) *sip.Response {
 		return f.unavailable(req, diag)
 	}
 	res := f.ep.response(req, 200, "OK")
-	res.AppendHeader(sip.NewHeader("Allow", "REGISTER, OPTIONS, SERVICE"))
+	res.AppendHeader(sip.NewHeader("Allow", f.ep.allow()))
 	res.AppendHeader(sip.NewHeader("Supported", "path, outbound"))
 	res.AppendHeader(sip.NewHeader("Accept", "application/sdp"))
 	return res

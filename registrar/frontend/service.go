@@ -187,8 +187,8 @@ func send(ctx context.Context, client *sipgo.Client, req *sip.Request) (*sip.Res
 // NOTIFY for a client that registered through it) to the client's flow.
 func (d *FrontDoor) onRelay(req *sip.Request) *sip.Response {
 	route := req.Route()
-	if route == nil {
-		return d.ep.response(req, 404, "Not Found")
+	if route == nil || !d.ep.isMine(route.Address) {
+		return d.ep.response(req, 404, "Not Found: no Route to this front door")
 	}
 	tp, addr, err := FlowToken(route.Address.User)
 	if err != nil || !addr.Addr().IsLoopback() {

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/bits"
 	"time"
 )
 
@@ -76,12 +77,14 @@ const (
 	FailbackMoving
 	FailbackProgress
 	FailedBack
+	FailbackAborted
 )
 
 var kindNames = map[Kind]string{
 	HeartbeatLost: "HeartbeatLost", HeartbeatRestored: "HeartbeatRestored", TimerExpired: "ResiliencyTimerExpired",
 	FailoverStarted: "PoolFailoverStarted", FailedOverEvent: "PoolFailedOver", FailbackStarted: "PoolFailbackStarted",
 	FailbackMoving: "PoolFailbackMovingUsers", FailbackProgress: "PoolFailbackProgress", FailedBack: "PoolFailedBack",
+	FailbackAborted: "PoolFailbackAborted",
 }
 
 func (k Kind) String() string { return kindNames[k] }
@@ -106,6 +109,7 @@ type Pair struct {
 	since time.Time
 
 	hearing    bool      // the backup hears the home pool now
+	unobserved bool      // nobody watched the home pool until the next Observe
 	lastHeard  time.Time // when it last did
 	expired    bool      // the resiliency timer ran out since the heartbeat was lost
 	started    bool      // Observe was called at least once
@@ -137,6 +141,9 @@ func (p *Pair) set(s State, now time.Time) { p.state, p.since = s, now }
 // Observe records a heartbeat check: whether the backup hears the home pool (the home pool
 // serves and the link between them is up).
 func (p *Pair) Observe(now time.Time, heard bool) []Event {
+	if p.unobserved {
+		p.unobserved, p.lastHeard = false, now // watching starts now: the full timer
+	}
 	var ev []Event
 	switch {
 	case heard:
@@ -164,7 +171,7 @@ func (p *Pair) expire(now time.Time) []Event {
 // not serve): no timer runs, so once the backup serves again a missing home pool is noticed
 // then and the full timer starts from there.
 func (p *Pair) Unobserved(now time.Time) {
-	p.hearing, p.lastHeard, p.expired, p.started = true, now, false, true
+	p.hearing, p.lastHeard, p.expired, p.started, p.unobserved = true, now, false, true, true
 }
 
 // Hearing reports whether the backup hears the home pool, and when it last did.
@@ -251,6 +258,17 @@ func (p *Pair) FailBack(now time.Time, wait time.Duration, homeUp bool) ([]Event
 	return append(ev, p.Tick(now)...), nil
 }
 
+// AbortFailBack ends a failback whose home pool stopped serving: the users stay with the
+// backup pool (FailedOver) until Invoke-CsPoolFailBack runs again.
+func (p *Pair) AbortFailBack(now time.Time) []Event {
+	if p.state != FailingBack {
+		return nil
+	}
+	p.set(FailedOver, now)
+	p.moving = false
+	return []Event{{FailbackAborted, fmt.Sprintf("failback aborted after %d users moved: the home pool stopped serving; every user is served by the backup pool again (FailedOver); run Invoke-CsPoolFailBack once the home pool is back", p.moved)}}
+}
+
 // CheckFailBack says whether FailBack would be refused, without changing anything.
 func (p *Pair) CheckFailBack(homeUp bool) error {
 	switch {
@@ -296,9 +314,27 @@ func (p *Pair) NextDeadline() (time.Time, bool) {
 	return time.Time{}, false
 }
 
-// moveTime is when the n-th user moves, counted from the start of the moves.
+// moveTime is when the n-th user moves, counted from the start of the moves: the first
+// instant at which Due counts it (ceiling of n*per/users, in exact integer arithmetic, so a
+// deadline always finds its user due).
 func (p *Pair) moveTime(n int) time.Duration {
-	return time.Duration(float64(n) * float64(p.cfg.FailbackPer) / float64(p.cfg.FailbackUsers))
+	return time.Duration(mulDiv(uint64(n), uint64(p.cfg.FailbackPer), uint64(p.cfg.FailbackUsers), true))
+}
+
+// mulDiv returns a*b/c rounded down (or up), without overflow for any a, b < 2^63 and
+// saturating when the result does not fit.
+func mulDiv(a, b, c uint64, up bool) uint64 {
+	hi, lo := bits.Mul64(a, b)
+	if up {
+		var carry uint64
+		lo, carry = bits.Add64(lo, c-1, 0)
+		hi += carry
+	}
+	if hi >= c {
+		return math.MaxInt64
+	}
+	q, _ := bits.Div64(hi, lo, c)
+	return min(q, math.MaxInt64)
 }
 
 // Tick completes what is due at now: a failover's sync, a failback's sync, the timer.
@@ -321,7 +357,11 @@ func (p *Pair) Due(now time.Time) int {
 	if p.state != FailingBack || !p.moving {
 		return 0
 	}
-	n := int(float64(now.Sub(p.moveStart)) * float64(p.cfg.FailbackUsers) / float64(p.cfg.FailbackPer))
+	elapsed := now.Sub(p.moveStart)
+	if elapsed <= 0 {
+		return 0
+	}
+	n := int(min(mulDiv(uint64(elapsed), uint64(p.cfg.FailbackUsers), uint64(p.cfg.FailbackPer), false), math.MaxInt32))
 	return max(0, n-p.moved)
 }
 

@@ -68,11 +68,57 @@ func TestUnobservedRunsNoTimer(t *testing.T) {
 	if _, ok := p.NextDeadline(); ok || p.TimerExpired() {
 		t.Fatal("a timer runs while nobody watches the home pool")
 	}
-	// The backup returns and still misses the home pool: the timer starts from the last
-	// heartbeat, not from when the home pool was lost.
+	// The backup returns and still misses the home pool: the full timer starts now.
 	at := t0.Add(300 * time.Second)
-	if ev := p.Observe(at, false); !has(ev, HeartbeatLost) || has(ev, TimerExpired) || p.TimerLeft(at) != 115*time.Second {
+	if ev := p.Observe(at, false); !has(ev, HeartbeatLost) || has(ev, TimerExpired) || p.TimerLeft(at) != 120*time.Second {
 		t.Fatalf("back: %v, left %s", kinds(ev), p.TimerLeft(at))
+	}
+}
+
+// Every failback deadline finds its user due, whatever the pace: a pace whose deadlines fall
+// between two integer counts must not spin the timer.
+func TestFailbackPaceDeadlinesAreDue(t *testing.T) {
+	for _, pace := range []struct {
+		users int
+		per   time.Duration
+	}{{20000, time.Hour}, {3, time.Second}, {7, time.Minute}, {1, time.Nanosecond}, {10_000_000, 7 * 24 * time.Hour}, {1000, 3 * time.Millisecond}} {
+		p := New(Config{Timer: time.Minute, FailbackUsers: pace.users, FailbackPer: pace.per}, t0)
+		p.Restore(FailedOver, t0)
+		if _, err := p.FailBack(t0, 0, true); err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < 200; i++ {
+			at, ok := p.NextDeadline()
+			if !ok {
+				t.Fatalf("%d/%s: no deadline", pace.users, pace.per)
+			}
+			p.Tick(at)
+			n := p.Due(at)
+			if n < 1 {
+				t.Fatalf("%d/%s: deadline %d (%s after the start) finds nobody due", pace.users, pace.per, i, at.Sub(t0))
+			}
+			p.Moved(at, n, 1_000_000)
+		}
+	}
+}
+
+func TestFailbackAbortedWhenHomeFailsAgain(t *testing.T) {
+	p := pair()
+	p.Restore(FailedOver, t0)
+	if _, err := p.FailBack(t0, time.Second, true); err != nil {
+		t.Fatal(err)
+	}
+	if ev := p.AbortFailBack(t0.Add(time.Second)); !has(ev, FailbackAborted) {
+		t.Fatalf("abort: %v", kinds(ev))
+	}
+	if st, _ := p.State(); st != FailedOver {
+		t.Fatalf("after the abort: %s", st)
+	}
+	if ev := p.AbortFailBack(t0.Add(2 * time.Second)); ev != nil {
+		t.Fatalf("abort when not failing back: %v", kinds(ev))
+	}
+	if _, err := p.FailBack(t0.Add(3*time.Second), 0, true); err != nil {
+		t.Fatalf("a failback after an abort: %v", err)
 	}
 }
 
