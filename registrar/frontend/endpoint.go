@@ -28,12 +28,12 @@ import (
 
 // Options are the settings every listener set shares.
 type Options struct {
-	Log        zerolog.Logger
-	Metrics    *metrics.Metrics
-	TLS        *tls.Config // nil: TLS ports are not served
+	Log     zerolog.Logger
+	Metrics *metrics.Metrics
+	TLS     *tls.Config // nil: TLS ports are not served
 	// ClientTLS is the config of TLS connections this endpoint opens (a front door proxying to
 	// a Front End, a NOTIFY back through a front door): the emulator's own hops.
-	ClientTLS *tls.Config
+	ClientTLS  *tls.Config
 	Limits     topology.Limits
 	RetryAfter time.Duration
 	// IdleTimeout closes a TCP/TLS connection that sent nothing for this long (0: never).
