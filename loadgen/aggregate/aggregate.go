@@ -113,6 +113,16 @@ func (h hist) dist() Dist {
 	return d
 }
 
+// Verdict is one threshold judged.
+type Verdict struct {
+	Threshold string `json:"threshold"`
+	// Actual is the measured value as shown (such as "4.21s" or "0").
+	Actual string `json:"actual"`
+	Pass   bool   `json:"pass"`
+	// Err says why it could not be judged (an unknown step, no data): it then fails.
+	Err string `json:"error,omitempty"`
+}
+
 // Step is one scenario step's results.
 type Step struct {
 	Index      int     `json:"index"`
@@ -180,6 +190,9 @@ type Summary struct {
 
 	Steps  []Step `json:"steps"`
 	Series Series `json:"series"`
+
+	// Verdicts are the thresholds judged against this summary (package threshold).
+	Verdicts []Verdict `json:"verdicts,omitempty"`
 
 	// Over all disruptive steps (the thresholds' default scope).
 	TimeToSignedIn       Dist `json:"time_to_signed_in"`
