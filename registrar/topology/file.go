@@ -203,19 +203,43 @@ func friendlyDecodeMessage(msg string) string {
 	return fmt.Sprintf("wrong type: want %s, got %s", word(m[2]), word(m[1]))
 }
 
+// DecodeError turns a strict YAML decoding error of file name into an *Error with its line and
+// column and a message in YAML words (other YAML files of fepool, such as load scenarios, use
+// it too).
+func DecodeError(name string, err error) *Error {
+	e := &Error{File: name, Msg: err.Error()}
+	var ye yamlError
+	if errors.As(err, &ye) {
+		e.Msg = friendlyDecodeMessage(ye.GetMessage())
+		if tk := ye.GetToken(); tk != nil && tk.Position != nil {
+			e.Line, e.Column = tk.Position.Line, tk.Position.Column
+		}
+	}
+	return e
+}
+
+// Locate finds the line and column of a YAML path such as "steps[3].failover.pool" in a parsed
+// file (0, 0 when it is not there).
+func Locate(file *ast.File, path string) (line, column int) {
+	p, err := yaml.PathString("$." + path)
+	if err != nil {
+		return 0, 0
+	}
+	n, err := p.FilterFile(file)
+	if err != nil || n == nil {
+		return 0, 0
+	}
+	if tk := n.GetToken(); tk != nil && tk.Position != nil {
+		return tk.Position.Line, tk.Position.Column
+	}
+	return 0, 0
+}
+
 // Parse decodes and validates a topology; name labels errors (usually the file path).
 func Parse(name string, data []byte) (*Topology, error) {
 	var f fileTopology
 	if err := yaml.UnmarshalWithOptions(data, &f, yaml.Strict()); err != nil {
-		e := &Error{File: name, Msg: err.Error()}
-		var ye yamlError
-		if errors.As(err, &ye) {
-			e.Msg = friendlyDecodeMessage(ye.GetMessage())
-			if tk := ye.GetToken(); tk != nil && tk.Position != nil {
-				e.Line, e.Column = tk.Position.Line, tk.Position.Column
-			}
-		}
-		return nil, e
+		return nil, DecodeError(name, err)
 	}
 	file, err := parser.ParseBytes(data, 0)
 	if err != nil {
@@ -244,13 +268,7 @@ type validator struct {
 // fail records an error at a YAML path like "pools[0].fqdn".
 func (v *validator) fail(path string, format string, args ...any) {
 	e := &Error{File: v.name, Field: path, Msg: fmt.Sprintf(format, args...)}
-	if p, err := yaml.PathString("$." + path); err == nil {
-		if n, err := p.FilterFile(v.ast); err == nil && n != nil {
-			if tk := n.GetToken(); tk != nil && tk.Position != nil {
-				e.Line, e.Column = tk.Position.Line, tk.Position.Column
-			}
-		}
-	}
+	e.Line, e.Column = Locate(v.ast, path)
 	v.errs = append(v.errs, e)
 }
 
