@@ -1,0 +1,276 @@
+// Package threshold is the judge stage of the load generator: pass/fail conditions on a run's
+// Summary, written as data in the scenario, such as
+//
+//	p99(time_to_service) < 5s
+//	max(time_to_signed_in[failover]) <= 2m
+//	never_recovered == 0
+//	p99.9(register_latency) < 250ms
+//
+// A quantile function (p50, p90, p99, p99.9, max, mean) applies to a distribution:
+// time_to_signed_in, time_to_service, register_latency, initial_sign_in or recorder_lag,
+// compared with a duration. A count (never_recovered, never_regained_service, never_signed_in,
+// disrupted, degraded, losses, attempts, final_signed_out, final_resiliency, final_regular)
+// compares with a number. `[step]` narrows a step metric to the step of that name (or index);
+// without it, time_to_* and never_* cover every disruptive step.
+package threshold
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/fepool/fepool/loadgen/aggregate"
+)
+
+// ErrSyntax marks a threshold that does not parse.
+var ErrSyntax = errors.New("bad threshold")
+
+var distributions = map[string]bool{
+	"time_to_signed_in": true, "time_to_service": true, "register_latency": true, "initial_sign_in": true, "recorder_lag": true,
+}
+
+var counts = map[string]bool{
+	"never_recovered": true, "never_regained_service": true, "never_signed_in": true, "disrupted": true, "degraded": true,
+	"losses": true, "attempts": true, "final_signed_out": true, "final_resiliency": true, "final_regular": true,
+}
+
+// stepOnly are metrics that need a step window; runOnly are whole-run metrics.
+var (
+	stepCapable = map[string]bool{"time_to_signed_in": true, "time_to_service": true, "register_latency": true,
+		"never_recovered": true, "never_regained_service": true, "disrupted": true, "degraded": true, "losses": true, "attempts": true}
+	quantiles = []string{"p99.9", "p999", "p50", "p90", "p99", "max", "mean", "avg"}
+	ops       = []string{"<=", ">=", "==", "!=", "<", ">"}
+)
+
+// Threshold is one parsed condition.
+type Threshold struct {
+	Source   string
+	Quantile string // "" for counts
+	Metric   string
+	Step     string // "" for the whole run
+	Op       string
+	Limit    float64 // milliseconds for durations, a number for counts
+}
+
+// Parse reads a threshold.
+func Parse(src string) (Threshold, error) {
+	t := Threshold{Source: strings.TrimSpace(src)}
+	s := t.Source
+	var op string
+	var at int
+	for i := 0; i < len(s) && op == ""; i++ {
+		for _, o := range ops {
+			if strings.HasPrefix(s[i:], o) {
+				op, at = o, i
+				break
+			}
+		}
+	}
+	if op == "" {
+		return t, fmt.Errorf("%w %q: no comparison (one of < <= > >= == !=)", ErrSyntax, src)
+	}
+	t.Op = op
+	left, right := strings.TrimSpace(s[:at]), strings.TrimSpace(s[at+len(op):])
+	if open := strings.IndexByte(left, '('); open >= 0 {
+		if !strings.HasSuffix(left, ")") {
+			return t, fmt.Errorf("%w %q: missing ) after %q", ErrSyntax, src, left[:open])
+		}
+		t.Quantile = strings.ToLower(strings.TrimSpace(left[:open]))
+		left = strings.TrimSpace(left[open+1 : len(left)-1])
+		known := false
+		for _, q := range quantiles {
+			known = known || q == t.Quantile
+		}
+		if !known {
+			return t, fmt.Errorf("%w %q: unknown function %q (p50, p90, p99, p99.9, max, mean)", ErrSyntax, src, t.Quantile)
+		}
+	}
+	if open := strings.IndexByte(left, '['); open >= 0 {
+		if !strings.HasSuffix(left, "]") {
+			return t, fmt.Errorf("%w %q: missing ] after the step", ErrSyntax, src)
+		}
+		t.Step = strings.TrimSpace(left[open+1 : len(left)-1])
+		left = strings.TrimSpace(left[:open])
+		if t.Step == "" {
+			return t, fmt.Errorf("%w %q: empty step name in []", ErrSyntax, src)
+		}
+	}
+	t.Metric = strings.ToLower(left)
+	switch {
+	case distributions[t.Metric]:
+		if t.Quantile == "" {
+			return t, fmt.Errorf("%w %q: %s is a distribution: write p99(%s) or max(%s)", ErrSyntax, src, t.Metric, t.Metric, t.Metric)
+		}
+		d, err := time.ParseDuration(right)
+		if err != nil {
+			return t, fmt.Errorf("%w %q: %q is not a duration such as 5s or 250ms", ErrSyntax, src, right)
+		}
+		t.Limit = float64(d) / float64(time.Millisecond)
+	case counts[t.Metric]:
+		if t.Quantile != "" {
+			return t, fmt.Errorf("%w %q: %s is a count: compare it directly (%s == 0)", ErrSyntax, src, t.Metric, t.Metric)
+		}
+		n, err := strconv.ParseFloat(right, 64)
+		if err != nil {
+			return t, fmt.Errorf("%w %q: %q is not a number", ErrSyntax, src, right)
+		}
+		t.Limit = n
+	default:
+		return t, fmt.Errorf("%w %q: unknown metric %q (distributions: time_to_signed_in, time_to_service, register_latency, initial_sign_in, recorder_lag; counts: never_recovered, never_regained_service, never_signed_in, disrupted, degraded, losses, attempts, final_signed_out, final_resiliency, final_regular)", ErrSyntax, src, t.Metric)
+	}
+	if t.Step != "" && !stepCapable[t.Metric] {
+		return t, fmt.Errorf("%w %q: %s is a whole-run figure: it takes no [step]", ErrSyntax, src, t.Metric)
+	}
+	return t, nil
+}
+
+// ParseAll parses every threshold, reporting all errors.
+func ParseAll(srcs []string) ([]Threshold, error) {
+	var out []Threshold
+	var errs []error
+	for _, s := range srcs {
+		t, err := Parse(s)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		out = append(out, t)
+	}
+	return out, errors.Join(errs...)
+}
+
+// Judge evaluates thresholds against a summary.
+func Judge(s aggregate.Summary, ts []Threshold) []aggregate.Verdict {
+	out := make([]aggregate.Verdict, 0, len(ts))
+	for _, t := range ts {
+		v := aggregate.Verdict{Threshold: t.Source}
+		val, shown, err := t.measure(s)
+		if err != nil {
+			v.Err, v.Actual = err.Error(), "n/a"
+		} else {
+			v.Actual, v.Pass = shown, compare(val, t.Op, t.Limit)
+		}
+		out = append(out, v)
+	}
+	return out
+}
+
+// Passed reports whether every verdict passed.
+func Passed(vs []aggregate.Verdict) bool {
+	for _, v := range vs {
+		if !v.Pass {
+			return false
+		}
+	}
+	return true
+}
+
+func compare(v float64, op string, limit float64) bool {
+	switch op {
+	case "<":
+		return v < limit
+	case "<=":
+		return v <= limit
+	case ">":
+		return v > limit
+	case ">=":
+		return v >= limit
+	case "==":
+		return v == limit
+	}
+	return v != limit
+}
+
+func (t Threshold) step(s aggregate.Summary) (*aggregate.Step, error) {
+	for i := range s.Steps {
+		if s.Steps[i].Name == t.Step || strconv.Itoa(s.Steps[i].Index) == t.Step {
+			return &s.Steps[i], nil
+		}
+	}
+	return nil, fmt.Errorf("no step %q in this run", t.Step)
+}
+
+// measure returns the metric's value (milliseconds or a count) and how to show it.
+func (t Threshold) measure(s aggregate.Summary) (float64, string, error) {
+	var st *aggregate.Step
+	if t.Step != "" {
+		var err error
+		if st, err = t.step(s); err != nil {
+			return 0, "", err
+		}
+	}
+	if distributions[t.Metric] {
+		var d aggregate.Dist
+		switch t.Metric {
+		case "time_to_signed_in":
+			d = s.TimeToSignedIn
+			if st != nil {
+				d = st.TimeToSignedIn
+			}
+		case "time_to_service":
+			d = s.TimeToService
+			if st != nil {
+				d = st.TimeToService
+			}
+		case "register_latency":
+			d = s.RegisterLatency
+			if st != nil {
+				d = st.RegisterLatency
+			}
+		case "initial_sign_in":
+			d = s.InitialSignIn
+		case "recorder_lag":
+			d = s.RecorderLag
+		}
+		if d.Count == 0 {
+			// Nothing to measure (no client was disrupted): an upper bound holds, a lower fails.
+			return 0, "no samples", nil
+		}
+		v, _ := d.Quantile(t.Quantile)
+		return v, aggregate.FormatMs(v), nil
+	}
+	var n int64
+	switch t.Metric {
+	case "never_recovered":
+		n = int64(s.NeverRecovered)
+		if st != nil {
+			n = int64(st.NeverRecovered)
+		}
+	case "never_regained_service":
+		n = int64(s.NeverRegainedService)
+		if st != nil {
+			n = int64(st.NeverRegainedService)
+		}
+	case "disrupted", "degraded":
+		for _, x := range s.Steps {
+			if st == nil || x.Index == st.Index {
+				if t.Metric == "disrupted" {
+					n += int64(x.Disrupted)
+				} else {
+					n += int64(x.Degraded)
+				}
+			}
+		}
+	case "losses":
+		n = s.Losses
+		if st != nil {
+			n = st.Losses
+		}
+	case "attempts":
+		n = s.Attempts
+		if st != nil {
+			n = st.Attempts
+		}
+	case "never_signed_in":
+		n = int64(s.NeverSignedIn)
+	case "final_signed_out":
+		n = int64(s.FinalSignedOut)
+	case "final_resiliency":
+		n = int64(s.FinalResiliency)
+	case "final_regular":
+		n = int64(s.FinalRegular)
+	}
+	return float64(n), strconv.FormatInt(n, 10), nil
+}
