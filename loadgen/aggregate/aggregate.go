@@ -8,7 +8,8 @@
 // disruptive step or the end of the run):
 //   - disrupted: a started client signed out at some instant of the window;
 //   - time to signed in: for a disrupted client registered at the window's end, the last time it
-//     became registered (any mode) minus t0; otherwise it never recovered;
+//     became registered (any mode) minus t0; otherwise it is carried over into the next window,
+//     or, at the end of the run, never recovered;
 //   - degraded: a started client not in regular mode at some instant of the window;
 //   - time to service: for a degraded client in regular mode at the window's end, the last time
 //     it entered regular mode minus t0; otherwise it never regained service.
@@ -132,18 +133,27 @@ type Step struct {
 	Took       float64 `json:"took_s"`
 	Err        string  `json:"error,omitempty"`
 	Disruptive bool    `json:"disruptive"`
+	// Measured: the step opened a measurement window (disruptive and carried out).
+	Measured bool `json:"measured"`
 	// Window is how long the step's measurement window lasted (seconds).
-	Window               float64         `json:"window_s,omitempty"`
-	Disrupted            int             `json:"disrupted,omitempty"`
-	TimeToSignedIn       Dist            `json:"time_to_signed_in"`
-	NeverRecovered       int             `json:"never_recovered"`
-	Degraded             int             `json:"degraded,omitempty"`
-	TimeToService        Dist            `json:"time_to_service"`
-	NeverRegainedService int             `json:"never_regained_service"`
-	RegisterLatency      Dist            `json:"register_latency"`
-	Attempts             int64           `json:"attempts"`
-	Losses               int64           `json:"losses"`
+	Window         float64 `json:"window_s,omitempty"`
+	Disrupted      int     `json:"disrupted,omitempty"`
+	TimeToSignedIn Dist    `json:"time_to_signed_in"`
+	NeverRecovered int     `json:"never_recovered"`
+	// CarriedOver: disrupted clients not back when the next disruptive step came (they count in
+	// its window); ServiceCarriedOver likewise for full service.
+	CarriedOver          int              `json:"carried_over,omitempty"`
+	Degraded             int              `json:"degraded,omitempty"`
+	ServiceCarriedOver   int              `json:"service_carried_over,omitempty"`
+	TimeToService        Dist             `json:"time_to_service"`
+	NeverRegainedService int              `json:"never_regained_service"`
+	RegisterLatency      Dist             `json:"register_latency"`
+	Attempts             int64            `json:"attempts"`
+	Losses               int64            `json:"losses"`
 	Responses            map[string]int64 `json:"responses,omitempty"`
+	// ContactChanges counts the contact-list changes made in the step by answer code ("0":
+	// no answer).
+	ContactChanges map[string]int64 `json:"contact_changes,omitempty"`
 }
 
 // Series are per-second time series; index i covers [i s, i+1 s) since the start. The state
@@ -161,6 +171,8 @@ type Series struct {
 type Summary struct {
 	Scenario    string    `json:"scenario"`
 	Description string    `json:"description,omitempty"`
+	Emulator    string    `json:"emulator,omitempty"`
+	Host        string    `json:"host,omitempty"`
 	Start       time.Time `json:"start"`
 	Seconds     float64   `json:"seconds"`
 	Clients     int       `json:"clients"`
@@ -183,7 +195,7 @@ type Summary struct {
 	Attempts        int64            `json:"attempts"`
 	Losses          int64            `json:"losses"`
 	Responses       map[string]int64 `json:"responses"`
-	// Final states of the clients at the end.
+	// Final states of the clients when the scenario ended (before they signed out).
 	FinalRegular    int `json:"final_regular"`
 	FinalResiliency int `json:"final_resiliency"`
 	FinalSignedOut  int `json:"final_signed_out"`
@@ -206,7 +218,7 @@ type client struct {
 	startT   int64
 	signedIn bool
 	// the current window
-	disrupted, degraded bool
+	disrupted, degraded  bool
 	lastReg, lastRegular int64
 }
 
@@ -232,6 +244,7 @@ type Aggregator struct {
 	lastT                                         int64
 	shards                                        map[int]bool
 	ended                                         bool
+	tornDown                                      bool
 }
 
 // New returns an empty aggregator.
@@ -264,6 +277,7 @@ func (a *Aggregator) Header(h record.Header) {
 	}
 	a.sum.Scenario, a.sum.Description, a.sum.Clients, a.sum.Of = h.Scenario, h.Description, h.Clients, h.Shards
 	a.sum.Thresholds = h.Thresholds
+	a.sum.Emulator, a.sum.Host = h.Emulator, h.Host
 	a.shards[h.Shard] = true
 }
 
@@ -300,12 +314,23 @@ func (a *Aggregator) closeSecond() {
 // Step takes a scenario step.
 func (a *Aggregator) Step(s record.Step) {
 	a.advance(s.T)
+	for _, prev := range a.steps {
+		if prev.Index == s.Index { // the step's outcome, recorded when it was done
+			prev.Took, prev.Err = seconds(s.Duration), s.Err
+			return
+		}
+	}
+	if s.Action == record.Teardown {
+		a.teardown(s.T)
+		return
+	}
 	st := &Step{Index: s.Index, Name: s.Name, Action: s.Action, At: seconds(s.T), Took: seconds(s.Duration), Err: s.Err, Disruptive: s.Disruptive}
 	a.steps = append(a.steps, st)
 	if !s.Disruptive || s.Err != "" {
 		return
 	}
-	a.closeWindow(s.T)
+	a.closeWindow(s.T, false)
+	st.Measured = true
 	a.win = &window{step: st, t0: s.T, signedIn: newHist(), service: newHist(), regLat: newHist(), responses: map[string]int64{}}
 	for _, c := range a.clients {
 		c.disrupted = c.state == stateOut
@@ -314,7 +339,20 @@ func (a *Aggregator) Step(s record.Step) {
 	}
 }
 
-func (a *Aggregator) closeWindow(t int64) {
+// teardown ends the measurement: the last window closes and the final states are taken now,
+// before the load generator signs its clients out.
+func (a *Aggregator) teardown(t int64) {
+	if a.tornDown {
+		return
+	}
+	a.closeWindow(t, true)
+	a.tornDown = true
+	a.sum.FinalRegular, a.sum.FinalResiliency, a.sum.FinalSignedOut = a.regular, a.resiliency, a.out
+}
+
+// closeWindow ends the current window at t: by the next disruptive step (clients not yet back
+// are carried over into it) or by the end of the run (last: they never recovered).
+func (a *Aggregator) closeWindow(t int64, last bool) {
 	w := a.win
 	if w == nil {
 		return
@@ -328,8 +366,10 @@ func (a *Aggregator) closeWindow(t int64) {
 				d := time.Duration(max(0, c.lastReg-w.t0))
 				w.signedIn.add(d)
 				a.allSignedIn.add(d)
-			} else {
+			} else if last {
 				st.NeverRecovered++
+			} else {
+				st.CarriedOver++
 			}
 		}
 		if c.degraded {
@@ -338,8 +378,10 @@ func (a *Aggregator) closeWindow(t int64) {
 				d := time.Duration(max(0, c.lastRegular-w.t0))
 				w.service.add(d)
 				a.allService.add(d)
-			} else {
+			} else if last {
 				st.NeverRegainedService++
+			} else {
+				st.ServiceCarriedOver++
 			}
 		}
 	}
@@ -429,8 +471,18 @@ func (a *Aggregator) Event(e record.Event) {
 				c.degraded = true
 			}
 		}
+	case record.Contact:
+		if len(a.steps) > 0 {
+			st := a.steps[len(a.steps)-1]
+			if st.ContactChanges == nil {
+				st.ContactChanges = map[string]int64{}
+			}
+			st.ContactChanges[fmt.Sprint(e.Code)]++
+		}
 	case record.Lost, record.SignedOut:
-		a.sum.Losses++
+		if !a.tornDown {
+			a.sum.Losses++
+		}
 		if a.win != nil {
 			a.win.step.Losses++
 			c.disrupted, c.degraded = true, true
@@ -456,7 +508,7 @@ func (a *Aggregator) End(e record.End) {
 // Summary finishes the aggregation (truncated: a stream was cut short) and returns it.
 func (a *Aggregator) Summary(truncated bool) Summary {
 	end := a.lastT
-	a.closeWindow(end)
+	a.teardown(end)
 	a.closeSecond()
 	s := a.sum
 	s.Seconds = seconds(end)
@@ -471,7 +523,6 @@ func (a *Aggregator) Summary(truncated bool) Summary {
 	s.InitialSignIn, s.RegisterLatency, s.RecorderLag = a.initial.dist(), a.regLat.dist(), a.lag.dist()
 	s.TimeToSignedIn, s.TimeToService = a.allSignedIn.dist(), a.allService.dist()
 	s.Responses = a.responses
-	s.FinalRegular, s.FinalResiliency, s.FinalSignedOut = a.regular, a.resiliency, a.out
 	for _, c := range a.clients {
 		if c.state != stateIdle && !c.signedIn {
 			s.NeverSignedIn++
@@ -484,3 +535,17 @@ func (a *Aggregator) Summary(truncated bool) Summary {
 }
 
 func seconds(ns int64) float64 { return math.Round(float64(ns)/1e6) / 1e3 }
+
+// FormatMs shows milliseconds as a short duration (850µs, 12.3ms, 4.21s, 2m3s).
+func FormatMs(ms float64) string {
+	d := time.Duration(ms * float64(time.Millisecond))
+	switch {
+	case d < time.Millisecond:
+		return d.Round(time.Microsecond).String()
+	case d < time.Second:
+		return d.Round(100 * time.Microsecond).String()
+	case d < time.Minute:
+		return d.Round(10 * time.Millisecond).String()
+	}
+	return d.Round(time.Second).String()
+}

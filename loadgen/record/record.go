@@ -41,6 +41,8 @@ const (
 	Lost       = "lost"
 	SignedOut  = "signedout"
 	Notified   = "notified"
+	// Contact is a contact-list change the load generator made (Code: the answer, 0 when none).
+	Contact = "contact"
 )
 
 // Header opens a stream.
@@ -60,6 +62,10 @@ type Header struct {
 	Host       string   `json:"host,omitempty"`
 	Thresholds []string `json:"thresholds,omitempty"`
 }
+
+// Teardown is the Action of the step record the load generator writes when the scenario is
+// over and it signs its clients out: measurement ends there.
+const Teardown = "teardown"
 
 // Step is a scenario step, at the time it was carried out (t0 of the latencies it causes).
 type Step struct {

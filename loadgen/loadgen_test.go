@@ -1,0 +1,117 @@
+package loadgen_test
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fepool/fepool/loadgen"
+	"github.com/fepool/fepool/loadgen/aggregate"
+	"github.com/fepool/fepool/loadgen/record"
+	"github.com/fepool/fepool/loadgen/scenario"
+	"github.com/fepool/fepool/loadgen/threshold"
+	rt "github.com/fepool/fepool/registrar/registrartest"
+)
+
+func TestSchedule(t *testing.T) {
+	for _, tc := range []struct {
+		i, n int
+		rate float64
+		ramp time.Duration
+		want time.Duration
+	}{
+		{0, 100, 10, 0, 0},
+		{5, 100, 10, 0, 500 * time.Millisecond},
+		{99, 100, 1000, 0, 99 * time.Millisecond},
+		{50, 100, 10, 10 * time.Second, 5 * time.Second},
+		{3, 4, 0, time.Second, 750 * time.Millisecond},
+		{7, 10, 0, 0, 0},
+	} {
+		if got := loadgen.Schedule(tc.i, tc.n, tc.rate, tc.ramp); got != tc.want {
+			t.Errorf("Schedule(%d, %d, %g, %s) = %s, want %s", tc.i, tc.n, tc.rate, tc.ramp, got, tc.want)
+		}
+	}
+}
+
+// The test topology's pool-a users, a Front End crash, a pool failover: a small run end to end
+// in-process (the emulator on loopback, the clients over real sockets).
+const smallScenario = `
+name: small
+clients: 60
+users: {pools: [pool-a.contoso.com]}
+ramp: {rate: 600}
+client: {keepalive: 1s, request_timeout: 500ms, backoff: {min: 100ms, max: 1s}, sockets: 4}
+steps:
+  - {name: signed in, wait: {until: all_regular, pool: pool-a.contoso.com, timeout: 30s}}
+  - {name: fe crash, crash_fe: fe01.pool-a.contoso.com}
+  - {name: noticed, hold: 3s}
+  - {name: back, wait: {until: all_regular, timeout: 30s}}
+  - {name: changes, contacts: {clients: 5, add: 1}}
+  - {name: pool-a crashes, crash_pool: pool-a.contoso.com}
+  - {name: failover, failover: {pool: pool-a.contoso.com, disaster_mode: true}}
+  - {name: at pool-b, wait: {until: all_regular, pool: pool-b.contoso.com, timeout: 30s}}
+thresholds:
+  - never_recovered == 0
+  - never_regained_service[failover] == 0
+  - p99(time_to_service[failover]) < 20s
+  - p99(register_latency) < 2s
+`
+
+func TestRunSmallScenario(t *testing.T) {
+	env := rt.Start(t, rt.Topology)
+	sc, err := scenario.Parse("small.yaml", []byte(smallScenario), env.Top)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	w, err := record.NewWriter(&buf, record.Header{Start: time.Now(), Scenario: sc.Name, Clients: sc.Clients, Shards: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var statuses []loadgen.Status
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	end, err := loadgen.Run(ctx, loadgen.Config{Scenario: sc, Admin: env.Admin, Shards: 1, Results: w,
+		Status: func(s loadgen.Status) { statuses = append(statuses, s) }})
+	if err != nil {
+		t.Fatalf("run: %v (%+v)", err, end)
+	}
+	agg := aggregate.New()
+	truncated, err := record.Read(&buf, agg.Handler())
+	if err != nil || truncated {
+		t.Fatalf("read: %v truncated %v", err, truncated)
+	}
+	sum := agg.Summary(false)
+	if sum.Started != 60 || sum.NeverSignedIn != 0 || sum.InitialSignIn.Count != 60 || len(sum.Steps) != 8 {
+		t.Fatalf("summary: started %d never %d initial %d steps %d", sum.Started, sum.NeverSignedIn, sum.InitialSignIn.Count, len(sum.Steps))
+	}
+	crash := sum.Steps[1]
+	if !crash.Disruptive || crash.Disrupted == 0 || crash.Disrupted == 60 || crash.TimeToSignedIn.Count != int64(crash.Disrupted) {
+		t.Errorf("FE crash: disrupted %d of 60, %d recovered", crash.Disrupted, crash.TimeToSignedIn.Count)
+	}
+	if c := sum.Steps[4].ContactChanges; c["200"] != 5 {
+		t.Errorf("contact changes: %v", c)
+	}
+	fo := sum.Steps[6]
+	if fo.Degraded != 60 || fo.TimeToService.Count != 60 || fo.NeverRegainedService != 0 {
+		t.Errorf("failover: degraded %d, regained %d, never %d", fo.Degraded, fo.TimeToService.Count, fo.NeverRegainedService)
+	}
+	ts, err := threshold.ParseAll(strings.Split(strings.TrimSpace(`never_recovered == 0
+never_regained_service[failover] == 0`), "\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range threshold.Judge(sum, append(ts, sc.Thresholds...)) {
+		if !v.Pass {
+			t.Errorf("threshold %s: %s %s", v.Threshold, v.Actual, v.Err)
+		}
+	}
+	if len(statuses) == 0 || statuses[len(statuses)-1].Population != 60 {
+		t.Errorf("live statuses: %d", len(statuses))
+	}
+	if sum.FinalRegular != 60 || sum.FinalSignedOut != 0 {
+		t.Errorf("final states (before the clients sign out): regular %d signed out %d", sum.FinalRegular, sum.FinalSignedOut)
+	}
+}

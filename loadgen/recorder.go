@@ -1,0 +1,309 @@
+package loadgen
+
+import (
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/HdrHistogram/hdrhistogram-go"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/fepool/fepool/client"
+	"github.com/fepool/fepool/loadgen/record"
+	"github.com/fepool/fepool/loadgen/scenario"
+)
+
+// Live client states.
+const (
+	liveIdle uint8 = iota
+	liveOut
+	liveRegular
+	liveResiliency
+)
+
+type item struct {
+	ev   record.Event
+	step *record.Step
+	at   time.Time // when the event happened (for the recorder's lag)
+}
+
+// recorder is the single consumer of client events: it stamps them, writes them to the stream
+// and keeps the live counts.
+type recorder struct {
+	start   time.Time
+	w       *record.Writer
+	addrs   map[netip.AddrPort]string
+	metrics *Metrics
+	ch      chan item
+	quit    chan struct{}
+	done    chan struct{}
+	stalls  atomic.Int64
+	once    sync.Once
+
+	mu         sync.Mutex // the live state below
+	state      map[int]uint8
+	at         map[int]string // pool of the registration
+	population int
+	regular    map[string]int // by pool ("" = all)
+	registered map[string]int
+	out        int
+	nStarted   int
+	// over the current second
+	attempts int
+	lat      *hdrhistogram.Histogram
+	lagMax   time.Duration
+}
+
+func newRecorder(start time.Time, w *record.Writer, population int, addrs map[netip.AddrPort]string, m *Metrics) *recorder {
+	r := &recorder{
+		start: start, w: w, addrs: addrs, metrics: m, population: population,
+		ch: make(chan item, 1<<16), quit: make(chan struct{}), done: make(chan struct{}),
+		state: make(map[int]uint8, population), at: make(map[int]string, population),
+		regular: map[string]int{}, registered: map[string]int{},
+		lat: hdrhistogram.New(1, int64(time.Hour/time.Microsecond), 2),
+	}
+	go r.loop()
+	return r
+}
+
+// send queues an item, blocking (and counting a stall) when the queue is full, and dropping it
+// once the recorder stopped.
+func (r *recorder) send(it item) {
+	select {
+	case r.ch <- it:
+		return
+	case <-r.quit:
+		return
+	default:
+	}
+	r.stalls.Add(1)
+	select {
+	case r.ch <- it:
+	case <-r.quit:
+	}
+}
+
+var eventNames = map[client.Kind]string{
+	client.AttemptSent: record.Attempt, client.Response: record.Response, client.Challenged: record.Challenged,
+	client.Redirected: record.Redirected, client.RegisteredEvent: record.Registered, client.Lost: record.Lost,
+	client.SignedOutEvent: record.SignedOut, client.Notified: record.Notified,
+}
+
+// callback is client index's event callback: cheap, and it never blocks for long.
+func (r *recorder) callback(index int) func(client.Event) {
+	return func(e client.Event) {
+		ev := record.Event{C: index, E: eventNames[e.Kind], Code: e.Code, RTT: e.RTT.Nanoseconds(), Refresh: e.Refresh, Final: e.Final}
+		if e.Server.Addr.IsValid() {
+			ev.Server = e.Server.String()
+		}
+		switch e.Kind {
+		case client.RegisteredEvent:
+			ev.Mode = e.Mode.String()
+		case client.Lost, client.SignedOutEvent:
+			ev.Reason = e.Reason
+		}
+		r.send(item{ev: ev, at: e.Time})
+	}
+}
+
+// started records that client index was started, at its scheduled time.
+func (r *recorder) started(index int, at time.Duration) {
+	r.send(item{ev: record.Event{C: index, E: record.Start}, at: r.start.Add(at)})
+}
+
+func (r *recorder) step(s record.Step) { r.send(item{step: &s}) }
+
+func (r *recorder) contact(index, code int) {
+	r.send(item{ev: record.Event{C: index, E: record.Contact, Code: code}, at: time.Now()})
+}
+
+// stop drains what is queued and ends the loop (once).
+func (r *recorder) stop() {
+	r.once.Do(func() {
+		close(r.quit)
+		<-r.done
+	})
+}
+
+func (r *recorder) loop() {
+	defer close(r.done)
+	flush := time.NewTicker(time.Second)
+	defer flush.Stop()
+	for {
+		select {
+		case it := <-r.ch:
+			r.handle(it)
+		case <-flush.C:
+			_ = r.w.Flush()
+		case <-r.quit:
+			for {
+				select {
+				case it := <-r.ch:
+					r.handle(it)
+				default:
+					_ = r.w.Flush()
+					return
+				}
+			}
+		}
+	}
+}
+
+func (r *recorder) handle(it item) {
+	now := time.Now()
+	if it.step != nil {
+		_ = r.w.Step(*it.step)
+		return
+	}
+	ev := it.ev
+	ev.T = it.at.Sub(r.start).Nanoseconds()
+	lag := now.Sub(it.at)
+	if ev.E != record.Start && lag > 0 {
+		ev.Lag = lag.Nanoseconds()
+	}
+	_ = r.w.Event(ev)
+
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if ev.E != record.Start && lag > r.lagMax {
+		r.lagMax = lag
+	}
+	if m := r.metrics; m != nil && ev.Lag > 0 {
+		m.lag.Observe(lag.Seconds())
+	}
+	switch ev.E {
+	case record.Start:
+		r.nStarted++
+		r.set(ev.C, liveOut, "")
+	case record.Attempt:
+		r.attempts++
+		if r.metrics != nil {
+			r.metrics.attempts.Inc()
+		}
+	case record.Response:
+		_ = r.lat.RecordValue(max(1, ev.RTT/int64(time.Microsecond)))
+		if r.metrics != nil {
+			r.metrics.responses.WithLabelValues(strconv.Itoa(ev.Code)).Inc()
+			r.metrics.latency.Observe(time.Duration(ev.RTT).Seconds())
+		}
+	case record.Registered:
+		s := liveRegular
+		if ev.Mode == client.Resiliency.String() {
+			s = liveResiliency
+		}
+		r.set(ev.C, s, r.poolOf(ev.Server))
+	case record.Lost, record.SignedOut:
+		if r.state[ev.C] != liveIdle {
+			r.set(ev.C, liveOut, "")
+		}
+		if r.metrics != nil {
+			r.metrics.losses.Inc()
+		}
+	}
+}
+
+// poolOf maps a registrar ("ip:port;transport=udp") to its pool.
+func (r *recorder) poolOf(server string) string {
+	addr, _, _ := strings.Cut(server, ";")
+	if i := strings.LastIndexByte(addr, '='); i >= 0 { // "name=ip:port"
+		addr = addr[i+1:]
+	}
+	ap, err := netip.ParseAddrPort(addr)
+	if err != nil {
+		return ""
+	}
+	return r.addrs[ap]
+}
+
+// set moves a client to a state (with mu held).
+func (r *recorder) set(c int, s uint8, pool string) {
+	old, oldPool := r.state[c], r.at[c]
+	switch old {
+	case liveOut:
+		r.out--
+	case liveRegular:
+		r.regular[""]--
+		r.regular[oldPool]--
+		r.registered[""]--
+		r.registered[oldPool]--
+	case liveResiliency:
+		r.registered[""]--
+		r.registered[oldPool]--
+	}
+	switch s {
+	case liveOut:
+		r.out++
+	case liveRegular:
+		r.regular[""]++
+		r.regular[pool]++
+		r.registered[""]++
+		r.registered[pool]++
+	case liveResiliency:
+		r.registered[""]++
+		r.registered[pool]++
+	}
+	r.state[c], r.at[c] = s, pool
+	if m := r.metrics; m != nil {
+		m.clients.WithLabelValues("regular").Set(float64(r.regular[""]))
+		m.clients.WithLabelValues("resiliency").Set(float64(r.registered[""] - r.regular[""]))
+		m.clients.WithLabelValues("signed_out").Set(float64(r.out))
+	}
+}
+
+// satisfied reports whether a wait's condition holds: every client of the population
+// registered (in regular mode for UntilRegular), with a Front End of pool when it is set.
+func (r *recorder) satisfied(until, pool string) (ok bool, have, want int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	have = r.registered[pool]
+	if until == scenario.UntilRegular {
+		have = r.regular[pool]
+	}
+	return have >= r.population, have, r.population
+}
+
+// tick returns the live status and starts a new second.
+func (r *recorder) tick() Status {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	st := Status{
+		Started: r.nStarted, Regular: r.regular[""], Resiliency: r.registered[""] - r.regular[""], SignedOut: r.out,
+		AttemptsPerSec: r.attempts, RecorderLagMax: r.lagMax,
+	}
+	if r.lat.TotalCount() > 0 {
+		st.P99 = time.Duration(r.lat.ValueAtQuantile(99)) * time.Microsecond
+	}
+	r.attempts, r.lagMax = 0, 0
+	r.lat.Reset()
+	return st
+}
+
+// Metrics are the load generator's Prometheus metrics while it runs.
+type Metrics struct {
+	clients   *prometheus.GaugeVec
+	attempts  prometheus.Counter
+	losses    prometheus.Counter
+	responses *prometheus.CounterVec
+	latency   prometheus.Histogram
+	lag       prometheus.Histogram
+}
+
+// NewMetrics registers the load generator's metrics.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		clients:  prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "fepool_load_clients", Help: "Simulated clients by state (regular, resiliency, signed_out)."}, []string{"state"}),
+		attempts: prometheus.NewCounter(prometheus.CounterOpts{Name: "fepool_load_register_attempts_total", Help: "REGISTER requests sent."}),
+		losses:   prometheus.NewCounter(prometheus.CounterOpts{Name: "fepool_load_losses_total", Help: "Registrations lost or sign-ins failed."}),
+		responses: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "fepool_load_register_responses_total", Help: "Final responses to REGISTER by code."},
+			[]string{"code"}),
+		latency: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "fepool_load_register_duration_seconds", Help: "REGISTER request to final response.",
+			Buckets: prometheus.ExponentialBuckets(100e-6, 2, 18)}),
+		lag: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "fepool_load_recorder_lag_seconds", Help: "Client event to recorded: the load generator's own delay.",
+			Buckets: prometheus.ExponentialBuckets(1e-6, 4, 12)}),
+	}
+	reg.MustRegister(m.clients, m.attempts, m.losses, m.responses, m.latency, m.lag)
+	return m
+}
