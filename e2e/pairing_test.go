@@ -325,3 +325,15 @@ func TestPoolFailureFailoverFailback(t *testing.T) {
 	b.quit(t)
 	l.quit(t)
 }
+
+// TestDemo runs `fepool demo` (the README's main command) with fewer clients: it must finish,
+// pass its thresholds and leave a report, well within 3 minutes.
+func TestDemo(t *testing.T) {
+	dir := t.TempDir()
+	start := time.Now()
+	out, code := run(t, 3*time.Minute, dir, fepoolBin, "demo", "--clients", "500", "--quiet")
+	if code != 0 || !strings.Contains(out, "PASS never_recovered == 0") || !strings.Contains(out, "Report: ") {
+		t.Fatalf("fepool demo exited %d:\n%s", code, tail(out, 60))
+	}
+	t.Logf("fepool demo with 500 clients took %s", time.Since(start).Round(time.Second))
+}

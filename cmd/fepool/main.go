@@ -19,6 +19,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/emiago/sipgo/sip"
 	"github.com/spf13/cobra"
 )
 
@@ -55,6 +56,12 @@ type env struct {
 }
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "load" {
+		// Only clients run in this process: their sockets' read buffers can be small (sipgo's
+		// process-wide default of 32 KiB per socket would cost 640 MB for 20,000 clients). Set
+		// before anything runs: sipgo reads it from its transports' goroutines.
+		sip.TransportBufferReadSize = 4096
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	go func() {
 		<-ctx.Done()
@@ -90,7 +97,7 @@ then, from another terminal:
 	root.SetIn(e.stdin)
 	root.SetOut(e.stdout)
 	root.SetErr(e.stderr)
-	root.AddCommand(serveCmd(e), ctlCmd(e), phoneCmd(e), versionCmd(e))
+	root.AddCommand(serveCmd(e), ctlCmd(e), phoneCmd(e), loadCmd(e), reportCmd(e), demoCmd(e), versionCmd(e))
 	root.SetArgs(powershellArgs(args))
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return withCode(exitUsage, fmt.Errorf("%w\nrun '%s --help' for usage", err, c.CommandPath()))

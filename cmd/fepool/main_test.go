@@ -285,3 +285,83 @@ func TestPhone(t *testing.T) {
 		t.Fatalf("unresolvable server: %d %s", code, errOut)
 	}
 }
+
+const loadScenarioYAML = `
+name: cli-small
+clients: 30
+users: {pools: [pool-a.contoso.com]}
+ramp: {rate: 300}
+client: {keepalive: 1s, request_timeout: 500ms, backoff: {min: 100ms, max: 1s}}
+steps:
+  - {name: signed in, wait: {until: all_regular, timeout: 30s}}
+  - {name: fe crash, crash_fe: fe02.pool-a.contoso.com}
+  - {name: noticed, hold: 3s}
+  - {name: back, wait: {until: all_regular, timeout: 30s}}
+  - {name: restart, start_fe: fe02.pool-a.contoso.com}
+thresholds: [never_recovered == 0, "p99(register_latency) < 5s"]
+`
+
+func TestLoadAndReport(t *testing.T) {
+	envr := registrartest.Start(t, registrartest.Topology)
+	dir := t.TempDir()
+	topo := filepath.Join(dir, "topology.yaml")
+	sc := filepath.Join(dir, "small.yaml")
+	if err := os.WriteFile(topo, []byte(registrartest.Topology), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(sc, []byte(loadScenarioYAML), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	api := []string{"--admin", "http://" + envr.R.AdminAddr().String(), "--token", envr.R.Token()}
+	out := filepath.Join(dir, "run")
+	args := append([]string{"load", "--scenario", sc, "--topology", topo, "--out", out, "--metrics", "", "--log-level", "warn"}, api...)
+	code, stdout, stderr := runCLI(t, context.Background(), args...)
+	if code != 0 || !strings.Contains(stdout, "PASS never_recovered == 0") || !strings.Contains(stdout, "fe crash") {
+		t.Fatalf("load: %d\n%s\n%s", code, stdout, stderr)
+	}
+	for _, f := range []string{"results.jsonl.gz", "summary.json", "report.html"} {
+		if st, err := os.Stat(filepath.Join(out, f)); err != nil || st.Size() == 0 {
+			t.Fatalf("%s: %v", f, err)
+		}
+	}
+	// The stream renders again, elsewhere.
+	again := filepath.Join(dir, "again")
+	code, stdout, _ = runCLI(t, context.Background(), "report", "--out", again, filepath.Join(out, "results.jsonl.gz"))
+	if code != 0 || !strings.Contains(stdout, "cli-small") {
+		t.Fatalf("report: %d %s", code, stdout)
+	}
+	// A threshold that fails has its own exit code.
+	strict := strings.Replace(loadScenarioYAML, `"p99(register_latency) < 5s"`, `"p99(register_latency) < 1us"`, 1)
+	strict = strings.Replace(strict, "clients: 30", "clients: 5", 1)
+	if err := os.WriteFile(sc, []byte(strict), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	args = append([]string{"load", "--scenario", sc, "--topology", topo, "--out", filepath.Join(dir, "strict"), "--metrics", "", "--quiet", "--log-level", "warn"}, api...)
+	if code, stdout, _ := runCLI(t, context.Background(), args...); code != exitThresholds || !strings.Contains(stdout, "FAIL p99(register_latency) < 1us") {
+		t.Fatalf("failed threshold: %d\n%s", code, stdout)
+	}
+	// Bad scenarios are refused before anything starts, naming the line.
+	bad := strings.Replace(loadScenarioYAML, "crash_fe: fe02.pool-a", "crash_fe: fe09.pool-a", 1)
+	if err := os.WriteFile(sc, []byte(bad), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	args = append([]string{"load", "--scenario", sc, "--topology", topo, "--out", filepath.Join(dir, "bad")}, api...)
+	if code, _, stderr := runCLI(t, context.Background(), args...); code != exitUsage || !strings.Contains(stderr, "small.yaml:9:") {
+		t.Fatalf("bad scenario: %d %s", code, stderr)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "bad")); !os.IsNotExist(err) {
+		t.Error("a refused scenario created its results directory")
+	}
+	if code, _, stderr := runCLI(t, context.Background(), "load", "--scenario", "no-such-scenario", "--admin", "http://127.0.0.1:1", "--token", "x"); code != exitUsage || !strings.Contains(stderr, "fe-crash") {
+		t.Fatalf("unknown scenario: %d %s", code, stderr)
+	}
+	// An emulator that is not there: a clear message, exit 1, what was recorded kept.
+	unreach := filepath.Join(dir, "unreach")
+	code, _, stderr = runCLI(t, context.Background(), "load", "--scenario", "fe-crash", "--clients", "10", "--out", unreach, "--metrics", "", "--admin", "http://127.0.0.1:1", "--token", "x")
+	if code != exitError || !strings.Contains(stderr, "admin API") {
+		t.Fatalf("unreachable emulator: %d %s", code, stderr)
+	}
+	if _, err := os.Stat(filepath.Join(unreach, "results.jsonl.gz")); err != nil {
+		t.Errorf("no results kept: %v", err)
+	}
+}

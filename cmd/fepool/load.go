@@ -1,0 +1,390 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/mattn/go-isatty"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/spf13/cobra"
+
+	"github.com/fepool/fepool/configs"
+	"github.com/fepool/fepool/loadgen"
+	"github.com/fepool/fepool/loadgen/aggregate"
+	"github.com/fepool/fepool/loadgen/record"
+	"github.com/fepool/fepool/loadgen/report"
+	"github.com/fepool/fepool/loadgen/scenario"
+	"github.com/fepool/fepool/loadgen/threshold"
+	"github.com/fepool/fepool/registrar/admin"
+	"github.com/fepool/fepool/registrar/topology"
+)
+
+// exitThresholds is the exit code of a run whose thresholds failed.
+const exitThresholds = 5
+
+// exitInterrupted is the exit code of a run stopped by Ctrl-C (its results are kept).
+const exitInterrupted = 130
+
+type loadOpts struct {
+	scenario, topology, out, shard, startAt, metrics string
+	clients                                          int
+	quiet                                            bool
+	logs                                             logFlags
+	// topologyParsed, when set, is the topology (fepool demo's own).
+	topologyParsed *topology.Topology
+}
+
+func loadCmd(e env) *cobra.Command {
+	o := &loadOpts{}
+	ctl := &ctlOpts{}
+	c := &cobra.Command{
+		Use:   "load --scenario NAME|FILE [--clients N] [--shard i/n]",
+		Short: "Drive simulated Lync clients through a scenario against a running emulator, and measure",
+		Long: `load runs a scenario against a running 'fepool serve': it starts the clients on an open-model
+ramp (a slow registrar cannot slow the schedule), carries out the scenario's steps through the
+admin API (crash or restore Front Ends and pools, Back End outage, partition,
+Invoke-CsPoolFailOver, Invoke-CsPoolFailBack, waits, contact-list changes), and measures per
+step how long disrupted clients take to be signed in again and to get full service back, the
+latency of every REGISTER, responses by code and the clients' states per second.
+
+It writes to --out (default fepool-results/<scenario>-<time>/): results.jsonl.gz (the raw
+stream: 'fepool report' renders it again), summary.json and report.html, and prints a summary.
+Shipped scenarios (configs/scenarios): failover-and-failback, fe-crash, quorum-loss-12,
+backend-outage, soak-20k; or give a file.
+
+Exit codes: 0 passed; 5 a threshold failed; 1 the run failed (emulator unreachable or refusing
+a step: the results so far are kept); 2 bad usage or scenario; 130 interrupted (results kept).`,
+		Example: `  fepool serve &                        # the emulator (another terminal)
+  fepool load --scenario fe-crash --clients 2000
+  fepool load --scenario my-scenario.yaml --out results/
+  fepool load --scenario soak-20k --shard 0/2 --start-at 2026-11-24T10:00:00Z   # and 1/2 elsewhere`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cl, err := ctl.client(e)
+			if err != nil {
+				return err
+			}
+			return runLoad(cmd.Context(), e, o, cl)
+		},
+	}
+	f := c.Flags()
+	f.StringVar(&o.scenario, "scenario", "failover-and-failback", "a shipped scenario's name or a scenario file")
+	f.StringVar(&o.topology, "topology", "", "the topology file the emulator runs (default: the one the scenario names, else the embedded default)")
+	f.IntVar(&o.clients, "clients", 0, "number of clients (default: the scenario's)")
+	f.StringVar(&o.out, "out", "", "directory for the results (default fepool-results/<scenario>-<time>)")
+	f.StringVar(&o.shard, "shard", "0/1", "drive shard i of n of the population (clients with index % n == i); shard 0 carries out the steps")
+	f.StringVar(&o.startAt, "start-at", "", "the run's time zero as RFC 3339 (shards given the same one align); default now")
+	f.StringVar(&o.metrics, "metrics", "127.0.0.1:0", "serve Prometheus /metrics here while running (\"\" to disable)")
+	f.BoolVar(&o.quiet, "quiet", false, "no live view")
+	f.StringVar(&ctl.url, "admin", "", "the emulator's admin API URL (default: FEPOOL_ADMIN or http://127.0.0.1:8060)")
+	f.StringVar(&ctl.token, "token", "", "admin API bearer token (default: FEPOOL_ADMIN_TOKEN or the serve state file)")
+	o.logs.add(c)
+	return c
+}
+
+// loadScenario finds a scenario by file path or shipped name, validated against top, else the
+// topology file at topologyPath, else the one the scenario names.
+func loadScenario(name, topologyPath string, top *topology.Topology) (*scenario.Scenario, error) {
+	if top == nil && topologyPath != "" {
+		t, err := topology.Load(topologyPath)
+		if err != nil {
+			return nil, withCode(exitUsage, err)
+		}
+		top = t
+	}
+	if _, err := os.Stat(name); err == nil {
+		s, err := scenario.Load(name, top)
+		if err != nil {
+			return nil, withCode(exitUsage, err)
+		}
+		return s, nil
+	}
+	file := "scenarios/" + strings.TrimSuffix(name, ".yaml") + ".yaml"
+	data, err := configs.Scenarios.ReadFile(file)
+	if err != nil {
+		var names []string
+		entries, _ := fs.ReadDir(configs.Scenarios, "scenarios")
+		for _, en := range entries {
+			names = append(names, strings.TrimSuffix(en.Name(), ".yaml"))
+		}
+		return nil, withCode(exitUsage, fmt.Errorf("--scenario %q: no such file and no shipped scenario of that name (%s)", name, strings.Join(names, ", ")))
+	}
+	if top == nil {
+		ref := scenario.TopologyRef(data)
+		switch {
+		case ref == "" || ref == "default":
+			top = topology.Default()
+		default:
+			tdata, err := configs.Topologies.ReadFile(filepath.Base(ref))
+			if err != nil {
+				return nil, withCode(exitUsage, fmt.Errorf("shipped scenario %s names topology %s, which is not shipped: give --topology", name, ref))
+			}
+			if top, err = topology.Parse("configs/"+filepath.Base(ref), tdata); err != nil {
+				return nil, withCode(exitConfig, err)
+			}
+		}
+	}
+	s, err := scenario.Parse("configs/"+file, data, top)
+	if err != nil {
+		return nil, withCode(exitUsage, err)
+	}
+	return s, nil
+}
+
+func parseShard(s string) (int, int, error) {
+	a, b, ok := strings.Cut(s, "/")
+	i, err1 := strconv.Atoi(a)
+	n, err2 := strconv.Atoi(b)
+	if !ok || err1 != nil || err2 != nil || n < 1 || i < 0 || i >= n {
+		return 0, 0, withCode(exitUsage, fmt.Errorf("--shard %q: want i/n with 0 <= i < n, such as 0/1 or 2/4", s))
+	}
+	return i, n, nil
+}
+
+func runLoad(ctx context.Context, e env, o *loadOpts, cl *admin.Client) error {
+	log, err := o.logs.logger(e.stderr)
+	if err != nil {
+		return err
+	}
+	sc, err := loadScenario(o.scenario, o.topology, o.topologyParsed)
+	if err != nil {
+		return err
+	}
+	shard, shards, err := parseShard(o.shard)
+	if err != nil {
+		return err
+	}
+	var start time.Time
+	if o.startAt != "" {
+		if start, err = time.Parse(time.RFC3339, o.startAt); err != nil {
+			return withCode(exitUsage, fmt.Errorf("--start-at %q: %v (use RFC 3339, such as 2026-11-24T10:00:00Z)", o.startAt, err))
+		}
+	}
+	clients := sc.Clients
+	if o.clients > 0 {
+		clients = o.clients
+	}
+
+	// Every client owns a socket unless the scenario shares them: raise the open-file limit.
+	if sc.Client.Sockets == 0 {
+		soft, hard, err := loadgen.RaiseFileLimit()
+		need := uint64(clients/shards + 256)
+		switch {
+		case err != nil && soft == 0:
+			log.Warn().Err(err).Msg("could not read the open-file limit")
+		case soft < need:
+			return withCode(exitUsage, fmt.Errorf("the open-file limit is %d (hard limit %d) but %d clients with their own socket need about %d: raise it (ulimit -n %d, or LimitNOFILE= for a service), run fewer clients per process (--shard), or share sockets (client.sockets in the scenario)", soft, hard, clients/shards, need, need))
+		}
+	}
+	dir := o.out
+	if dir == "" {
+		dir = filepath.Join("fepool-results", fmt.Sprintf("%s-%s", sc.Name, time.Now().Format("20060102-150405")))
+		if shards > 1 {
+			dir += fmt.Sprintf("-shard%dof%d", shard, shards)
+		}
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("results directory: %w", err)
+	}
+	resultsPath := filepath.Join(dir, "results.jsonl.gz")
+	file, err := os.Create(resultsPath)
+	if err != nil {
+		return fmt.Errorf("results: %w", err)
+	}
+	defer file.Close()
+	if start.IsZero() {
+		start = time.Now()
+	}
+	var srcs []string
+	for _, t := range sc.Thresholds {
+		srcs = append(srcs, t.Source)
+	}
+	w, err := record.NewWriter(file, record.Header{Start: start, Scenario: sc.Name, Description: sc.Description, Clients: clients,
+		Shard: shard, Shards: shards, Host: loadgen.Hostname(), Thresholds: srcs})
+	if err != nil {
+		return err
+	}
+
+	cfg := loadgen.Config{Scenario: sc, Admin: cl, Clients: o.clients, Shard: shard, Shards: shards, Results: w, Start: start, Log: log}
+	if o.metrics != "" {
+		reg := prometheus.NewRegistry()
+		cfg.Metrics = loadgen.NewMetrics(reg)
+		ln, err := net.Listen("tcp", o.metrics)
+		if err != nil {
+			return withCode(exitUsage, fmt.Errorf("--metrics %s: %w", o.metrics, err))
+		}
+		srv := &http.Server{Handler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), ReadHeaderTimeout: 5 * time.Second}
+		go func() { _ = srv.Serve(ln) }()
+		defer srv.Close()
+		fmt.Fprintf(e.stderr, "metrics: http://%s/metrics\n", ln.Addr())
+	}
+	live := newLiveView(e, o.quiet, sc.Name)
+	cfg.Status = live.show
+	fmt.Fprintf(e.stderr, "fepool load: scenario %s, %d clients (shard %d/%d), results in %s\n", sc.Name, clients, shard, shards, dir)
+	end, runErr := loadgen.Run(ctx, cfg)
+	live.done()
+	if err := file.Close(); err != nil && runErr == nil {
+		runErr = err
+	}
+	code, err := renderRun(e, dir, []string{resultsPath})
+	if err != nil {
+		return err
+	}
+	switch {
+	case runErr != nil:
+		return withCode(exitError, fmt.Errorf("the run stopped early (results so far are in %s): %w", dir, runErr))
+	case end.Reason == "interrupted":
+		return withCode(exitInterrupted, fmt.Errorf("interrupted; results so far are in %s", dir))
+	case code != 0:
+		return withCode(code, fmt.Errorf("thresholds failed (see %s)", filepath.Join(dir, "report.html")))
+	}
+	return nil
+}
+
+// renderRun aggregates streams, judges the thresholds, prints the summary and writes
+// summary.json and report.html to dir. It returns exitThresholds when one failed.
+func renderRun(e env, dir string, streams []string) (int, error) {
+	agg := aggregate.New()
+	truncated := false
+	for _, path := range streams {
+		f, err := os.Open(path)
+		if err != nil {
+			return exitError, err
+		}
+		cut, err := record.Read(f, agg.Handler())
+		f.Close()
+		if err != nil {
+			return exitUsage, fmt.Errorf("%s: %w", path, err)
+		}
+		truncated = truncated || cut
+	}
+	sum := agg.Summary(truncated)
+	ts, err := threshold.ParseAll(sum.Thresholds)
+	if err != nil {
+		return exitUsage, err
+	}
+	sum.Verdicts = threshold.Judge(sum, ts)
+	report.Text(e.stdout, sum)
+	js, err := json.MarshalIndent(sum, "", "  ")
+	if err != nil {
+		return exitError, err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "summary.json"), js, 0o644); err != nil {
+		return exitError, err
+	}
+	htmlPath := filepath.Join(dir, "report.html")
+	hf, err := os.Create(htmlPath)
+	if err != nil {
+		return exitError, err
+	}
+	if err := report.HTML(hf, sum); err != nil {
+		hf.Close()
+		return exitError, err
+	}
+	if err := hf.Close(); err != nil {
+		return exitError, err
+	}
+	fmt.Fprintf(e.stdout, "\nReport: %s\nSummary: %s\n", htmlPath, filepath.Join(dir, "summary.json"))
+	if !threshold.Passed(sum.Verdicts) {
+		return exitThresholds, nil
+	}
+	return 0, nil
+}
+
+func reportCmd(e env) *cobra.Command {
+	var out string
+	c := &cobra.Command{
+		Use:   "report RESULTS [RESULTS ...]",
+		Short: "Render a load run's results again (several shards' results merged)",
+		Long: `report reads results streams written by 'fepool load' (results.jsonl.gz, also a stream cut
+short by a crash), aggregates them (several shards of one run merge exactly: the raw events are
+combined, so distributions and per-second series are those of the whole population), judges the
+scenario's thresholds, prints the summary and writes summary.json and report.html to --out
+(default: the first stream's directory). Exit code 5 when a threshold failed.`,
+		Example: `  fepool report fepool-results/fe-crash-20261124-101500/results.jsonl.gz
+  fepool report --out merged/ shard0/results.jsonl.gz shard1/results.jsonl.gz`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			dir := out
+			if dir == "" {
+				dir = filepath.Dir(args[0])
+			}
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				return err
+			}
+			code, err := renderRun(e, dir, args)
+			if err != nil {
+				return withCode(code, err)
+			}
+			if code != 0 {
+				return withCode(code, errors.New("thresholds failed"))
+			}
+			return nil
+		},
+	}
+	c.Flags().StringVar(&out, "out", "", "directory for summary.json and report.html")
+	return c
+}
+
+// liveView shows the run's progress: a redrawn line on a terminal, a plain line every 5 s
+// otherwise.
+type liveView struct {
+	w     io.Writer
+	tty   bool
+	quiet bool
+	name  string
+	last  time.Time
+}
+
+func newLiveView(e env, quiet bool, name string) *liveView {
+	v := &liveView{w: e.stderr, quiet: quiet, name: name}
+	if f, ok := e.stderr.(*os.File); ok {
+		v.tty = isatty.IsTerminal(f.Fd())
+	}
+	return v
+}
+
+func (v *liveView) show(st loadgen.Status) {
+	if v.quiet {
+		return
+	}
+	ramp := ""
+	if st.Started < st.Population {
+		const width = 20
+		filled := width * st.Started / max(1, st.Population)
+		ramp = fmt.Sprintf("ramp [%s%s] %3d%% ", strings.Repeat("#", filled), strings.Repeat(".", width-filled), 100*st.Started/max(1, st.Population))
+	}
+	step := "-"
+	if st.Step != "" {
+		step = fmt.Sprintf("%d/%d %s", st.StepNo, st.Steps, st.Step)
+	}
+	line := fmt.Sprintf("%6s %sregular %d resiliency %d signed-out %d | %d REGISTER/s p99 %s | lag max %s | step %s",
+		st.Elapsed.Round(time.Second), ramp, st.Regular, st.Resiliency, st.SignedOut, st.AttemptsPerSec,
+		st.P99.Round(100*time.Microsecond), st.RecorderLagMax.Round(time.Microsecond), step)
+	if v.tty {
+		fmt.Fprintf(v.w, "\r\033[K%s", line)
+		return
+	}
+	if time.Since(v.last) >= 5*time.Second {
+		v.last = time.Now()
+		fmt.Fprintln(v.w, line)
+	}
+}
+
+func (v *liveView) done() {
+	if v.tty && !v.quiet {
+		fmt.Fprintln(v.w)
+	}
+}
