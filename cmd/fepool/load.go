@@ -306,16 +306,14 @@ func renderRun(e env, dir string, streams []string) (int, error) {
 func reportCmd(e env) *cobra.Command {
 	var out string
 	c := &cobra.Command{
-		Use:   "report RESULTS [RESULTS ...]",
-		Short: "Render a load run's results again (several shards' results merged)",
-		Long: `report reads results streams written by 'fepool load' (results.jsonl.gz, also a stream cut
-short by a crash), aggregates them (several shards of one run merge exactly: the raw events are
-combined, so distributions and per-second series are those of the whole population), judges the
-scenario's thresholds, prints the summary and writes summary.json and report.html to --out
-(default: the first stream's directory). Exit code 5 when a threshold failed.`,
-		Example: `  fepool report fepool-results/fe-crash-20261124-101500/results.jsonl.gz
-  fepool report --out merged/ shard0/results.jsonl.gz shard1/results.jsonl.gz`,
-		Args: cobra.MinimumNArgs(1),
+		Use:   "report RESULTS",
+		Short: "Render a load run's results again",
+		Long: `report reads a results stream written by 'fepool load' (results.jsonl.gz, also one cut short
+by a crash), aggregates it, judges the scenario's thresholds, prints the summary and writes
+summary.json and report.html to --out (default: the stream's directory). Exit code 5 when a
+threshold failed. (Merging several shards' streams is not there yet.)`,
+		Example: `  fepool report fepool-results/fe-crash-20261124-101500/results.jsonl.gz`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			dir := out
 			if dir == "" {
