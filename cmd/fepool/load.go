@@ -313,7 +313,7 @@ by a crash), aggregates it, judges the scenario's thresholds, prints the summary
 summary.json and report.html to --out (default: the stream's directory). Exit code 5 when a
 threshold failed. (Merging several shards' streams is not there yet.)`,
 		Example: `  fepool report fepool-results/fe-crash-20261124-101500/results.jsonl.gz`,
-		Args: cobra.ExactArgs(1),
+		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			dir := out
 			if dir == "" {
