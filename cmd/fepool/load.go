@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -240,7 +241,7 @@ func runLoad(ctx context.Context, e env, o *loadOpts, cl *admin.Client) error {
 	}
 	code, err := renderRun(e, dir, []string{resultsPath})
 	if err != nil {
-		return err
+		return withCode(code, err)
 	}
 	switch {
 	case runErr != nil:
@@ -253,22 +254,23 @@ func runLoad(ctx context.Context, e env, o *loadOpts, cl *admin.Client) error {
 	return nil
 }
 
-// renderRun aggregates streams, judges the thresholds, prints the summary and writes
-// summary.json and report.html to dir. It returns exitThresholds when one failed.
+// renderRun aggregates streams (several: the shards of one run, merged), judges the
+// thresholds, prints the summary and writes summary.json and report.html to dir. It returns
+// exitThresholds when one failed.
 func renderRun(e env, dir string, streams []string) (int, error) {
-	agg := aggregate.New()
-	truncated := false
+	var srcs []record.Source
 	for _, path := range streams {
 		f, err := os.Open(path)
 		if err != nil {
-			return exitError, err
+			return exitUsage, err
 		}
-		cut, err := record.Read(f, agg.Handler())
-		f.Close()
-		if err != nil {
-			return exitUsage, fmt.Errorf("%s: %w", path, err)
-		}
-		truncated = truncated || cut
+		defer f.Close()
+		srcs = append(srcs, record.Source{Name: path, R: f})
+	}
+	agg := aggregate.New()
+	truncated, err := record.Merge(srcs, agg.Handler())
+	if err != nil {
+		return exitUsage, err
 	}
 	sum := agg.Summary(truncated)
 	ts, err := threshold.ParseAll(sum.Thresholds)
@@ -303,33 +305,107 @@ func renderRun(e env, dir string, streams []string) (int, error) {
 	return 0, nil
 }
 
+// resultsStream resolves a RESULTS argument: a results stream, or a results directory
+// holding results.jsonl.gz.
+func resultsStream(arg string) (string, error) {
+	fi, err := os.Stat(arg)
+	if err != nil {
+		return "", withCode(exitUsage, err)
+	}
+	if fi.IsDir() {
+		p := filepath.Join(arg, "results.jsonl.gz")
+		if _, err := os.Stat(p); err != nil {
+			return "", withCode(exitUsage, fmt.Errorf("%s: not a results directory (no results.jsonl.gz)", arg))
+		}
+		return p, nil
+	}
+	return arg, nil
+}
+
+// render renders streams into dir (created) and maps the outcome to an exit code.
+func render(e env, dir string, streams []string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	code, err := renderRun(e, dir, streams)
+	if err != nil {
+		return withCode(code, err)
+	}
+	if code != 0 {
+		return withCode(code, errors.New("thresholds failed"))
+	}
+	return nil
+}
+
+var shardSuffix = regexp.MustCompile(`-shard\d+of\d+$`)
+
 func reportCmd(e env) *cobra.Command {
 	var out string
 	c := &cobra.Command{
 		Use:   "report RESULTS",
-		Short: "Render a load run's results again",
-		Long: `report reads a results stream written by 'fepool load' (results.jsonl.gz, also one cut short
-by a crash), aggregates it, judges the scenario's thresholds, prints the summary and writes
-summary.json and report.html to --out (default: the stream's directory). Exit code 5 when a
-threshold failed. (Merging several shards' streams is not there yet.)`,
-		Example: `  fepool report fepool-results/fe-crash-20261124-101500/results.jsonl.gz`,
-		Args:    cobra.ExactArgs(1),
+		Short: "Render a load run's results again, or merge shards' results",
+		Long: `report reads a results stream written by 'fepool load' (RESULTS: results.jsonl.gz or the
+results directory holding it; also a stream cut short by a crash), aggregates it, judges the
+scenario's thresholds, prints the summary and writes summary.json and report.html to --out
+(default: the stream's directory). Exit code 5 when a threshold failed, 2 when a stream cannot
+be read.
+
+'fepool report merge' does the same for the streams of several shards of one run.`,
+		Example: `  fepool report fepool-results/fe-crash-20261124-101500
+  fepool report merge --out merged shard-*/results.jsonl.gz`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			dir := out
-			if dir == "" {
-				dir = filepath.Dir(args[0])
-			}
-			if err := os.MkdirAll(dir, 0o755); err != nil {
+			stream, err := resultsStream(args[0])
+			if err != nil {
 				return err
 			}
-			code, err := renderRun(e, dir, args)
-			if err != nil {
-				return withCode(code, err)
+			dir := out
+			if dir == "" {
+				dir = filepath.Dir(stream)
 			}
-			if code != 0 {
-				return withCode(code, errors.New("thresholds failed"))
+			return render(e, dir, []string{stream})
+		},
+	}
+	c.Flags().StringVar(&out, "out", "", "directory for summary.json and report.html")
+	c.AddCommand(mergeCmd(e))
+	return c
+}
+
+func mergeCmd(e env) *cobra.Command {
+	var out string
+	c := &cobra.Command{
+		Use:   "merge RESULTS...",
+		Short: "Merge the results of several shards of one run into one report",
+		Long: `merge reads the results streams of the shards of one run ('fepool load --shard i/n', on one
+or several hosts; RESULTS as for 'fepool report') and reports them as one run, exactly: every
+client event of every shard is aggregated again in time order (nothing is averaged), times
+are aligned on the shards' wall-clock starts (give the shards the same --start-at), and the
+scenario steps are those shard 0 carried out (the lowest shard given, when 0 is missing). The
+streams must be distinct shards of one run (same scenario, population and shard count); a
+missing shard is allowed and shown ("shards 0,2 of 3"). Clocks of different hosts must agree
+(NTP): an offset between them shifts that shard's latencies relative to the steps.
+
+It prints the summary and writes summary.json and report.html to --out (default: the first
+stream's directory name without its -shardIofN suffix, plus -merged). Exit code 5 when a
+threshold failed.`,
+		Example: `  fepool report merge fepool-results/soak-20k-20261124-100000-shard*of4
+  fepool report merge --out results/merged /mnt/results/shard-*/results.jsonl.gz`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var streams []string
+			for _, a := range args {
+				s, err := resultsStream(a)
+				if err != nil {
+					return err
+				}
+				streams = append(streams, s)
 			}
-			return nil
+			dir := out
+			if dir == "" {
+				first := filepath.Dir(streams[0])
+				dir = filepath.Join(filepath.Dir(first), shardSuffix.ReplaceAllString(filepath.Base(first), "")+"-merged")
+			}
+			return render(e, dir, streams)
 		},
 	}
 	c.Flags().StringVar(&out, "out", "", "directory for summary.json and report.html")

@@ -72,9 +72,12 @@ func main() {
 	os.Exit(code)
 }
 
+func init() {
+	cobra.EnableCaseInsensitive = true // cmdlet names, as in PowerShell
+}
+
 // run executes one command line and returns the exit code.
 func run(ctx context.Context, args []string, e env) int {
-	cobra.EnableCaseInsensitive = true // cmdlet names, as in PowerShell
 	root := &cobra.Command{
 		Use:   "fepool",
 		Short: "Lync Server 2013 / Skype for Business Front End pool emulator",

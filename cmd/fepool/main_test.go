@@ -330,6 +330,36 @@ func TestLoadAndReport(t *testing.T) {
 	if code != 0 || !strings.Contains(stdout, "cli-small") {
 		t.Fatalf("report: %d %s", code, stdout)
 	}
+	// Two shards drive one emulator from the same start; their results merge into one run.
+	startAt := time.Now().Add(2 * time.Second).UTC().Format(time.RFC3339)
+	var wg sync.WaitGroup
+	shardOut := make([]string, 2)
+	for k := range 2 {
+		shardOut[k] = filepath.Join(dir, fmt.Sprintf("cli-small-shard%dof2", k))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			args := append([]string{"load", "--scenario", sc, "--topology", topo, "--out", shardOut[k], "--shard", fmt.Sprintf("%d/2", k), "--start-at", startAt, "--quiet", "--log-level", "warn"}, api...)
+			if code, stdout, stderr := runCLI(t, context.Background(), args...); code != 0 {
+				t.Errorf("shard %d: %d\n%s\n%s", k, code, stdout, stderr)
+			}
+		}()
+	}
+	wg.Wait()
+	code, stdout, stderr = runCLI(t, context.Background(), "report", "merge", shardOut[1], filepath.Join(shardOut[0], "results.jsonl.gz"))
+	if code != 0 || !strings.Contains(stdout, "0,1 of 2") {
+		t.Fatalf("merge: %d\n%s\n%s", code, stdout, stderr)
+	}
+	var merged struct{ Started, NeverRecovered int }
+	if b, err := os.ReadFile(filepath.Join(dir, "cli-small-merged", "summary.json")); err != nil {
+		t.Fatal(err)
+	} else if err := json.Unmarshal(b, &merged); err != nil || merged.Started != 30 {
+		t.Fatalf("merged summary: %+v %v", merged, err)
+	}
+	if code, _, stderr := runCLI(t, context.Background(), "report", "merge", shardOut[0], shardOut[0]); code != exitUsage || !strings.Contains(stderr, "both shard 0/2") {
+		t.Fatalf("merging a shard with itself: %d %s", code, stderr)
+	}
+
 	// A threshold that fails has its own exit code.
 	strict := strings.Replace(loadScenarioYAML, `"p99(register_latency) < 5s"`, `"p99(register_latency) < 1us"`, 1)
 	strict = strings.Replace(strict, "clients: 30", "clients: 5", 1)

@@ -243,15 +243,18 @@ type Aggregator struct {
 	sec                                           int // the current series second
 	lastT                                         int64
 	shards                                        map[int]bool
-	ended                                         bool
-	tornDown                                      bool
+	streams, ends                                 int
+	// torn: the shards whose teardown was read (their clients' later events are ignored);
+	// tornDown: all were, the measurement is over.
+	torn     map[int]bool
+	tornDown bool
 }
 
 // New returns an empty aggregator.
 func New() *Aggregator {
 	a := &Aggregator{
 		clients: map[int]*client{}, initial: newHist(), regLat: newHist(), lag: newHist(),
-		allSignedIn: newHist(), allService: newHist(), responses: map[string]int64{}, shards: map[int]bool{},
+		allSignedIn: newHist(), allService: newHist(), responses: map[string]int64{}, shards: map[int]bool{}, torn: map[int]bool{},
 	}
 	a.sum.Series.Responses = map[string][]int{}
 	for _, c := range []string{"2xx", "3xx", "4xx", "5xx", "6xx"} {
@@ -279,7 +282,11 @@ func (a *Aggregator) Header(h record.Header) {
 	a.sum.Thresholds = h.Thresholds
 	a.sum.Emulator, a.sum.Host = h.Emulator, h.Host
 	a.shards[h.Shard] = true
+	a.streams++
 }
+
+// shardOf is the shard that drives client c.
+func (a *Aggregator) shardOf(c int) int { return c % max(1, a.sum.Of) }
 
 // advance moves the series to time t (nanoseconds since the start).
 func (a *Aggregator) advance(t int64) {
@@ -321,7 +328,7 @@ func (a *Aggregator) Step(s record.Step) {
 		}
 	}
 	if s.Action == record.Teardown {
-		a.teardown(s.T)
+		a.teardown(s.Shard, s.T)
 		return
 	}
 	st := &Step{Index: s.Index, Name: s.Name, Action: s.Action, At: seconds(s.T), Took: seconds(s.Duration), Err: s.Err, Disruptive: s.Disruptive}
@@ -339,9 +346,21 @@ func (a *Aggregator) Step(s record.Step) {
 	}
 }
 
-// teardown ends the measurement: the last window closes and the final states are taken now,
-// before the load generator signs its clients out.
-func (a *Aggregator) teardown(t int64) {
+// teardown ends the measurement of a shard's clients, before its load generator signs them
+// out: their later events are ignored. Once every shard's is read, the last window closes
+// and the final states are taken.
+func (a *Aggregator) teardown(shard int, t int64) {
+	if a.torn[shard] {
+		return
+	}
+	a.torn[shard] = true
+	if len(a.torn) >= len(a.shards) {
+		a.finish(t)
+	}
+}
+
+// finish ends the measurement at t.
+func (a *Aggregator) finish(t int64) {
 	if a.tornDown {
 		return
 	}
@@ -416,6 +435,9 @@ func (a *Aggregator) Event(e record.Event) {
 	if e.Lag > 0 {
 		a.lag.add(time.Duration(e.Lag))
 	}
+	if a.torn[a.shardOf(e.C)] {
+		return // signing out after the scenario: not measured
+	}
 	c := a.clients[e.C]
 	if c == nil {
 		c = &client{}
@@ -480,9 +502,7 @@ func (a *Aggregator) Event(e record.Event) {
 			st.ContactChanges[fmt.Sprint(e.Code)]++
 		}
 	case record.Lost, record.SignedOut:
-		if !a.tornDown {
-			a.sum.Losses++
-		}
+		a.sum.Losses++
 		if a.win != nil {
 			a.win.step.Losses++
 			c.disrupted, c.degraded = true, true
@@ -496,7 +516,7 @@ func (a *Aggregator) Event(e record.Event) {
 // End takes a stream's end record.
 func (a *Aggregator) End(e record.End) {
 	a.advance(e.T)
-	a.ended = true
+	a.ends++
 	if a.sum.EndReason == "" || e.Err != "" {
 		a.sum.EndReason = e.Reason
 	}
@@ -508,12 +528,13 @@ func (a *Aggregator) End(e record.End) {
 // Summary finishes the aggregation (truncated: a stream was cut short) and returns it.
 func (a *Aggregator) Summary(truncated bool) Summary {
 	end := a.lastT
-	a.teardown(end)
+	a.finish(end)
 	a.closeSecond()
 	s := a.sum
 	s.Seconds = seconds(end)
-	s.Truncated = truncated || !a.ended
-	if !a.ended && s.EndReason == "" {
+	ended := a.ends >= a.streams
+	s.Truncated = truncated || !ended
+	if !ended && s.EndReason == "" {
 		s.EndReason = "the results stream ends without an end record (the load generator was killed)"
 	}
 	for sh := range a.shards {

@@ -11,10 +11,12 @@ package record
 import (
 	"bufio"
 	"compress/gzip"
+	"container/heap"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"time"
 )
 
@@ -80,6 +82,8 @@ type Step struct {
 	// Duration is how long carrying it out took (a wait's wait); Err why it failed.
 	Duration int64  `json:"dur,omitempty"`
 	Err      string `json:"err,omitempty"`
+	// Shard is the shard whose stream the step was read from (from its header; not stored).
+	Shard int `json:"-"`
 }
 
 // Event is one client event.
@@ -183,90 +187,270 @@ type Handler struct {
 // ErrFormat marks a stream that is not a fepool results stream.
 var ErrFormat = errors.New("not a fepool results stream")
 
-// Read streams the records of r to h. A stream cut short (truncated gzip or last line) ends
-// without error when at least the header was read; Truncated reports it.
-func Read(r io.Reader, h Handler) (truncated bool, err error) {
+// Reader reads a stream record by record (Read and Merge are built on it).
+type Reader struct {
+	gz        *gzip.Reader
+	sc        *bufio.Scanner
+	line      int
+	ended     bool
+	truncated bool
+	done      bool
+}
+
+// NewReader opens a stream and reads its header.
+func NewReader(r io.Reader) (*Reader, Header, error) {
 	gz, err := gzip.NewReader(r)
 	if err != nil {
-		return false, fmt.Errorf("%w: %v", ErrFormat, err)
+		return nil, Header{}, fmt.Errorf("%w: %v", ErrFormat, err)
 	}
-	defer gz.Close()
 	sc := bufio.NewScanner(gz)
 	sc.Buffer(make([]byte, 64<<10), 4<<20)
-	line := 0
-	ended := false
-	for sc.Scan() {
-		line++
-		b := sc.Bytes()
-		var k struct {
-			Kind string `json:"kind"`
+	rd := &Reader{gz: gz, sc: sc}
+	if !sc.Scan() {
+		gz.Close()
+		if err := sc.Err(); err != nil {
+			return nil, Header{}, fmt.Errorf("%w: %v", ErrFormat, err)
 		}
-		if err := json.Unmarshal(b, &k); err != nil {
-			if line == 1 {
-				return false, fmt.Errorf("%w: %v", ErrFormat, err)
-			}
-			return true, nil // a line cut by a crash
-		}
-		if line == 1 && k.Kind != KindHeader {
-			return false, fmt.Errorf("%w: the first record is %q, not a header", ErrFormat, k.Kind)
-		}
-		switch k.Kind {
-		case KindHeader:
-			var v Header
-			if err := json.Unmarshal(b, &v); err != nil {
-				return false, fmt.Errorf("record %d: %w", line, err)
-			}
-			if v.Version != Version {
-				return false, fmt.Errorf("%w: version %d (this fepool reads %d)", ErrFormat, v.Version, Version)
-			}
-			if h.Header != nil {
-				if err := h.Header(v); err != nil {
-					return false, err
-				}
-			}
-		case KindStep:
-			var v Step
-			if err := json.Unmarshal(b, &v); err != nil {
-				return false, fmt.Errorf("record %d: %w", line, err)
-			}
-			if h.Step != nil {
-				if err := h.Step(v); err != nil {
-					return false, err
-				}
-			}
-		case KindEvent:
-			var v Event
-			if err := json.Unmarshal(b, &v); err != nil {
-				return false, fmt.Errorf("record %d: %w", line, err)
-			}
-			if h.Event != nil {
-				if err := h.Event(v); err != nil {
-					return false, err
-				}
-			}
-		case KindEnd:
-			var v End
-			if err := json.Unmarshal(b, &v); err != nil {
-				return false, fmt.Errorf("record %d: %w", line, err)
-			}
-			ended = true
-			if h.End != nil {
-				if err := h.End(v); err != nil {
-					return false, err
-				}
-			}
-		default:
-			return false, fmt.Errorf("record %d: unknown kind %q", line, k.Kind)
+		return nil, Header{}, fmt.Errorf("%w: empty", ErrFormat)
+	}
+	rd.line = 1
+	var h Header
+	if err := json.Unmarshal(sc.Bytes(), &h); err != nil {
+		gz.Close()
+		return nil, Header{}, fmt.Errorf("%w: %v", ErrFormat, err)
+	}
+	if h.Kind != KindHeader {
+		gz.Close()
+		return nil, Header{}, fmt.Errorf("%w: the first record is %q, not a header", ErrFormat, h.Kind)
+	}
+	if h.Version != Version {
+		gz.Close()
+		return nil, Header{}, fmt.Errorf("%w: version %d (this fepool reads %d)", ErrFormat, h.Version, Version)
+	}
+	return rd, h, nil
+}
+
+// Next returns the next record after the header (a Step, an Event or an End), or io.EOF at
+// the end of the stream. A stream cut short (by a crash) ends with io.EOF too: Truncated says
+// so afterwards.
+func (r *Reader) Next() (any, error) {
+	if r.done {
+		return nil, io.EOF
+	}
+	if !r.sc.Scan() {
+		r.done = true
+		r.gz.Close()
+		r.truncated = r.sc.Err() != nil || !r.ended // gzip cut short, or no end record
+		return nil, io.EOF
+	}
+	r.line++
+	b := r.sc.Bytes()
+	var k struct {
+		Kind string `json:"kind"`
+	}
+	if err := json.Unmarshal(b, &k); err != nil {
+		r.done, r.truncated = true, true // a line cut by a crash: keep what was read
+		r.gz.Close()
+		return nil, io.EOF
+	}
+	var v any
+	switch k.Kind {
+	case KindStep:
+		v = &Step{}
+	case KindEvent:
+		v = &Event{}
+	case KindEnd:
+		v = &End{}
+	default:
+		return nil, fmt.Errorf("record %d: unknown kind %q", r.line, k.Kind)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return nil, fmt.Errorf("record %d: %w", r.line, err)
+	}
+	switch v := v.(type) {
+	case *Step:
+		return *v, nil
+	case *Event:
+		return *v, nil
+	case *End:
+		r.ended = true
+		return *v, nil
+	}
+	panic("unreachable")
+}
+
+// Truncated reports, once Next returned io.EOF, whether the stream was cut short.
+func (r *Reader) Truncated() bool { return r.truncated }
+
+// Read streams the records of r to h. A stream cut short (truncated gzip or last line) ends
+// without error when at least the header was read; the result reports it.
+func Read(r io.Reader, h Handler) (truncated bool, err error) {
+	rd, hdr, err := NewReader(r)
+	if err != nil {
+		return false, err
+	}
+	if h.Header != nil {
+		if err := h.Header(hdr); err != nil {
+			return false, err
 		}
 	}
-	if err := sc.Err(); err != nil {
-		if line == 0 {
-			return false, fmt.Errorf("%w: %v", ErrFormat, err)
+	for {
+		v, err := rd.Next()
+		if err == io.EOF {
+			return rd.Truncated(), nil
 		}
-		return true, nil // gzip cut short: keep what was read
+		if err != nil {
+			return false, err
+		}
+		if st, ok := v.(Step); ok {
+			st.Shard = hdr.Shard
+			v = st
+		}
+		if err := h.dispatch(v); err != nil {
+			return false, err
+		}
 	}
-	if line == 0 {
-		return false, fmt.Errorf("%w: empty", ErrFormat)
+}
+
+func (h Handler) dispatch(v any) error {
+	switch v := v.(type) {
+	case Step:
+		if h.Step != nil {
+			return h.Step(v)
+		}
+	case Event:
+		if h.Event != nil {
+			return h.Event(v)
+		}
+	case End:
+		if h.End != nil {
+			return h.End(v)
+		}
 	}
-	return !ended, nil
+	return nil
+}
+
+// Source is one shard's stream, for Merge; Name says which in errors.
+type Source struct {
+	Name string
+	R    io.Reader
+}
+
+// Merge reads the streams of several shards of one run as one stream, exactly: every record
+// of every stream, in time order, with times shifted to the earliest shard's start (the
+// streams' times are from their own Header.Start, on the wall clock). The handler sees each
+// header, then the records. Scenario steps come from the leading shard only (shard 0, or the
+// lowest one given: the others only marked them), except each shard's teardown, which ends
+// the measurement of its own clients. The streams must be distinct shards of one run (same
+// scenario, population and shard count); truncated reports that one was cut short.
+func Merge(srcs []Source, h Handler) (truncated bool, err error) {
+	if len(srcs) == 0 {
+		return false, errors.New("no streams to merge")
+	}
+	type stream struct {
+		name string
+		rd   *Reader
+		hdr  Header
+	}
+	ss := make([]*stream, len(srcs))
+	for i, src := range srcs {
+		rd, hdr, err := NewReader(src.R)
+		if err != nil {
+			return false, fmt.Errorf("%s: %w", src.Name, err)
+		}
+		ss[i] = &stream{name: src.Name, rd: rd, hdr: hdr}
+	}
+	slices.SortStableFunc(ss, func(a, b *stream) int { return a.hdr.Shard - b.hdr.Shard })
+	first := ss[0]
+	start := first.hdr.Start
+	for i, s := range ss {
+		switch {
+		case s.hdr.Scenario != first.hdr.Scenario:
+			return false, fmt.Errorf("%s is scenario %q but %s is %q: not one run", s.name, s.hdr.Scenario, first.name, first.hdr.Scenario)
+		case s.hdr.Shards != first.hdr.Shards || s.hdr.Clients != first.hdr.Clients:
+			return false, fmt.Errorf("%s is shard %d/%d of %d clients but %s is %d/%d of %d: not one run", s.name, s.hdr.Shard, s.hdr.Shards, s.hdr.Clients, first.name, first.hdr.Shard, first.hdr.Shards, first.hdr.Clients)
+		case i > 0 && s.hdr.Shard == ss[i-1].hdr.Shard:
+			return false, fmt.Errorf("%s and %s are both shard %d/%d", ss[i-1].name, s.name, s.hdr.Shard, s.hdr.Shards)
+		}
+		if s.hdr.Start.Before(start) {
+			start = s.hdr.Start
+		}
+	}
+	for _, s := range ss {
+		if h.Header != nil {
+			if err := h.Header(s.hdr); err != nil {
+				return false, err
+			}
+		}
+	}
+	// k-way merge on each stream's next record's shifted time
+	q := &mergeQueue{}
+	next := func(i int) error {
+		s := ss[i]
+		v, err := s.rd.Next()
+		if err == io.EOF {
+			truncated = truncated || s.rd.Truncated()
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", s.name, err)
+		}
+		shift := s.hdr.Start.Sub(start).Nanoseconds()
+		var t int64
+		switch r := v.(type) {
+		case Step:
+			r.T += shift
+			r.Shard = s.hdr.Shard
+			t, v = r.T, r
+		case Event:
+			r.T += shift
+			t, v = r.T, r
+		case End:
+			r.T += shift
+			t, v = r.T, r
+		}
+		heap.Push(q, mergeItem{t: t, src: i, v: v})
+		return nil
+	}
+	for i := range ss {
+		if err := next(i); err != nil {
+			return false, err
+		}
+	}
+	for q.Len() > 0 {
+		it := heap.Pop(q).(mergeItem)
+		if st, ok := it.v.(Step); !ok || it.src == 0 || st.Action == Teardown {
+			if err := h.dispatch(it.v); err != nil {
+				return false, err
+			}
+		}
+		if err := next(it.src); err != nil {
+			return false, err
+		}
+	}
+	return truncated, nil
+}
+
+type mergeItem struct {
+	t   int64
+	src int
+	v   any
+}
+
+type mergeQueue []mergeItem
+
+func (q mergeQueue) Len() int { return len(q) }
+func (q mergeQueue) Less(i, j int) bool {
+	if q[i].t != q[j].t {
+		return q[i].t < q[j].t
+	}
+	return q[i].src < q[j].src
+}
+func (q mergeQueue) Swap(i, j int) { q[i], q[j] = q[j], q[i] }
+func (q *mergeQueue) Push(x any)   { *q = append(*q, x.(mergeItem)) }
+func (q *mergeQueue) Pop() any {
+	old := *q
+	it := old[len(old)-1]
+	*q = old[:len(old)-1]
+	return it
 }
