@@ -194,7 +194,7 @@ func TestMergeRefusesOtherRuns(t *testing.T) {
 	two := w.streams(t, 2, 0)
 	three := w.streams(t, 3, 0)
 	for name, srcs := range map[string][][]byte{
-		"same shard twice": {two[0], two[0]},
+		"same shard twice":  {two[0], two[0]},
 		"other shard count": {two[0], three[1]},
 	} {
 		var rs []record.Source
