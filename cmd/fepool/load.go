@@ -18,6 +18,7 @@ import (
 
 	"github.com/mattn/go-isatty"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 
@@ -221,6 +222,7 @@ func runLoad(ctx context.Context, e env, o *loadOpts, cl *admin.Client) error {
 	cfg := loadgen.Config{Scenario: sc, Admin: cl, Clients: o.clients, Shard: shard, Shards: shards, Results: w, Start: start, Log: log}
 	if o.metrics != "" {
 		reg := prometheus.NewRegistry()
+		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 		cfg.Metrics = loadgen.NewMetrics(reg)
 		ln, err := net.Listen("tcp", o.metrics)
 		if err != nil {

@@ -188,8 +188,10 @@ type Summary struct {
 	Thresholds []string `json:"thresholds,omitempty"`
 
 	InitialSignIn Dist `json:"initial_sign_in"`
-	// NeverSignedIn counts started clients never registered.
+	// NeverSignedIn counts started clients never registered; AllSignedInAt is when the last
+	// started client first registered (seconds since the start; 0 when some never did).
 	NeverSignedIn   int              `json:"never_signed_in"`
+	AllSignedInAt   float64          `json:"all_signed_in_at_s,omitempty"`
 	RegisterLatency Dist             `json:"register_latency"`
 	RecorderLag     Dist             `json:"recorder_lag"`
 	Attempts        int64            `json:"attempts"`
@@ -248,6 +250,8 @@ type Aggregator struct {
 	// tornDown: all were, the measurement is over.
 	torn     map[int]bool
 	tornDown bool
+	// lastFirstReg: the latest first registration of a client
+	lastFirstReg int64
 }
 
 // New returns an empty aggregator.
@@ -481,6 +485,7 @@ func (a *Aggregator) Event(e record.Event) {
 		if !c.signedIn {
 			c.signedIn = true
 			a.initial.add(time.Duration(e.T - c.startT))
+			a.lastFirstReg = max(a.lastFirstReg, e.T)
 		}
 		if a.win != nil {
 			if prev != stateRegular && prev != stateResiliency {
@@ -548,6 +553,9 @@ func (a *Aggregator) Summary(truncated bool) Summary {
 		if c.state != stateIdle && !c.signedIn {
 			s.NeverSignedIn++
 		}
+	}
+	if s.NeverSignedIn == 0 && s.Started > 0 {
+		s.AllSignedInAt = seconds(a.lastFirstReg)
 	}
 	for _, st := range a.steps {
 		s.Steps = append(s.Steps, *st)

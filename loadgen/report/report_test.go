@@ -267,7 +267,7 @@ func TestText(t *testing.T) {
 	out := b.String()
 	for _, want := range []string{
 		"scenario:", "failover-soak — crash the primary pool under load", "start:", "2025-03-14 09:26:53 UTC",
-		"duration:", "10s", "clients:", "4 (started 4, never signed in 0; shards 0 of 1)", "end:", "scenario completed",
+		"duration:", "10s", "clients:", "4 (started 4, all signed in by 50ms; shards 0 of 1)", "end:", "scenario completed",
 		"final:", "regular 3, resiliency 0, signed out 1",
 		"SIGNED IN p50", "NEVER RECOVERED", "settle", "crash pool A", "crash_pool", "+3s",
 		"initial sign-in", "REGISTER (per attempt)", "time to service (all steps)",

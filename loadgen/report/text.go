@@ -149,7 +149,11 @@ func Text(w io.Writer, s aggregate.Summary) {
 	line("scenario:", name)
 	line("start:", startTime(s.Start))
 	line("duration:", fmtSeconds(s.Seconds))
-	line("clients:", fmt.Sprintf("%d (started %d, never signed in %d; shards %s)", s.Clients, s.Started, s.NeverSignedIn, shards(s)))
+	signedIn := fmt.Sprintf("never signed in %d", s.NeverSignedIn)
+	if s.AllSignedInAt > 0 {
+		signedIn = "all signed in by " + fmtSeconds(s.AllSignedInAt)
+	}
+	line("clients:", fmt.Sprintf("%d (started %d, %s; shards %s)", s.Clients, s.Started, signedIn, shards(s)))
 	line("end:", clean(s.EndReason))
 	if s.Error != "" {
 		line("error:", clean(s.Error))
