@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -15,20 +14,14 @@ import (
 	"github.com/fepool/fepool/registrar/topology"
 )
 
-// demoTimers shorten the default topology's timers so the whole failover-and-failback story
-// fits in a couple of minutes.
-const demoTimers = `
-fabric: {failure_detection: 1s}
-pairing:
-  heartbeat: 1s
-  failback_wait: 2s
-  failback_pace: {users: 2000, per: 10s}
-`
-
-// demoTopology is the embedded default topology with the demo's timers (resiliency timer 15 s).
+// demoTopology is configs/demo.yaml: the embedded default topology with shortened timers
+// (resiliency timer 15 s, failback of 2,000 users every 10 s).
 func demoTopology() (*topology.Topology, error) {
-	s := strings.ReplaceAll(string(configs.DefaultTopology), "    backup: pool-", "    resiliency_timer: 15s\n    backup: pool-")
-	return topology.Parse("embedded default with the demo's timers", []byte(s+demoTimers))
+	data, err := configs.Topologies.ReadFile("demo.yaml")
+	if err != nil {
+		return nil, err
+	}
+	return topology.Parse("embedded demo topology (configs/demo.yaml)", data)
 }
 
 func demoCmd(e env) *cobra.Command {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
 	"strconv"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/fepool/fepool/registrar/registrartest"
+	"github.com/fepool/fepool/registrar/topology"
 )
 
 // runCLI runs one command line in-process.
@@ -393,5 +395,24 @@ func TestLoadAndReport(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(unreach, "results.jsonl.gz")); err != nil {
 		t.Errorf("no results kept: %v", err)
+	}
+}
+
+// configs/demo.yaml is the default topology with shorter timers, nothing else.
+func TestDemoTopologyIsTheDefaultWithShortTimers(t *testing.T) {
+	demo, err := demoTopology()
+	if err != nil {
+		t.Fatal(err)
+	}
+	def := topology.Default()
+	if demo.Pools[0].ResiliencyTimer >= def.Pools[0].ResiliencyTimer || demo.Pairing == def.Pairing {
+		t.Fatalf("demo timers are not shorter: %v %+v", demo.Pools[0].ResiliencyTimer, demo.Pairing)
+	}
+	demo.Source, demo.Fabric, demo.Pairing = def.Source, def.Fabric, def.Pairing
+	for i, p := range demo.Pools {
+		p.ResiliencyTimer = def.Pools[i].ResiliencyTimer
+	}
+	if !reflect.DeepEqual(demo, def) {
+		t.Error("configs/demo.yaml differs from configs/default.yaml in more than its timers")
 	}
 }
