@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -50,7 +51,11 @@ func newStack(ip netip.Addr, tlsConf *tls.Config, logger *slog.Logger) (*stack, 
 		sipgo.WithUserAgentHostname(ip.String()),
 		sipgo.WithUserAgenTLSConfig(tlsConf),
 		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(logger), sip.WithTransportLayerReadFilter(s.filter)),
-		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(logger)),
+		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(logger),
+			// a response retransmitted after its transaction ended (the registrar answered a
+			// retransmission of ours): sipgo's default logs each through the process-wide slog
+			// logger, which under load costs more than the registration itself
+			sip.WithTransactionLayerUnhandledResponseHandler(func(*sip.Response) {})),
 	)
 	if err != nil {
 		udp.Close()
@@ -79,8 +84,11 @@ func newStack(ip netip.Addr, tlsConf *tls.Config, logger *slog.Logger) (*stack, 
 		_ = srv.ServeUDP(udp)
 	}()
 	// Requests go out from this socket only once sipgo has registered it; before that it would
-	// try to bind the address again and fail.
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(100 * time.Microsecond) {
+	// try to bind the address again and fail. Yielding lets the serving goroutine run at once
+	// (a sleep would cost a timer tick per client: seconds for a population); sleep only if
+	// the machine is so busy that yielding is not enough.
+	deadline := time.Now().Add(5 * time.Second)
+	for i := 0; ; i++ {
 		if conn, err := ua.TransportLayer().GetConnection("udp", s.local.String()); err == nil {
 			conn.TryClose()
 			break
@@ -88,6 +96,11 @@ func newStack(ip netip.Addr, tlsConf *tls.Config, logger *slog.Logger) (*stack, 
 		if time.Now().After(deadline) {
 			s.close()
 			return nil, errors.New("client socket: sipgo never started serving it")
+		}
+		if i < 1000 {
+			runtime.Gosched()
+		} else {
+			time.Sleep(100 * time.Microsecond)
 		}
 	}
 	return s, nil

@@ -120,7 +120,12 @@ func (e *endpoint) start() error {
 			sip.WithTransportLayerLogger(slog),
 			sip.WithTransportLayerReadFilter(e.readFilter(socks.udp)),
 		),
-		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(slog)),
+		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(slog),
+			// a response retransmitted after its proxied transaction ended: sipgo's default logs
+			// it through the process-wide slog logger, at info, unbridged
+			sip.WithTransactionLayerUnhandledResponseHandler(func(r *sip.Response) {
+				e.log.Debug().Int("code", r.StatusCode).Str("from", r.Source()).Msg("response to no transaction (a retransmission): dropped")
+			})),
 	)
 	if err != nil {
 		socks.close(false)
