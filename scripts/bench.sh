@@ -5,7 +5,7 @@ set -euo pipefail
 
 usage() {
 	cat <<'EOF'
-Usage: scripts/bench.sh [--quick] [--users N] [options]
+Usage: scripts/bench.sh [--suite registrar|load|all] [--quick] [--users N] [options]
 
 Measures fepool's registrar against Kamailio with the same SIPp REGISTER scenario (UDP, one
 socket: SIPp -t u1), without and with digest authentication, in one invocation, and prints for
@@ -35,7 +35,21 @@ Method
   sensitive to other load on the machine than the rates) and the datagrams the kernel dropped
   on the server's socket (receive buffer full).
 
+Load suite (--suite load; also run last by the default --suite all)
+  fepool load against a separate `fepool serve`, one run each (scripts/bench/load.sh):
+  - 20,000 users registering from empty with digest, offered at 10,000/s: SIPp -t un, then
+    fepool load, against the same fresh fepool registrar (one Front End): the time until all
+    are registered and the ratio SIPp time / fepool load time (target >= 1, and <= 2.2 s).
+    When the open-file hard limit is too low for a socket per client, fepool load shares 500.
+  - 20,000 registered clients idle (configs/demo.yaml, both pools): the load processes' CPU
+    (% of one core, over 30 s) and RSS, and the emulator's RSS (targets 5%, 300 MiB, 150 MiB).
+  - the failover storm that follows: pool-a crashes, its 10,000 users sign in to pool-b in
+    resiliency mode, Invoke-CsPoolFailOver -DisasterMode: the longest time to full service
+    (target: the clients' backoff max, 10 s, + 2 s), and the load process's own recording
+    delay at p99 (target < 1 ms).
+
 Options
+  --suite S             registrar (fepool vs Kamailio), load, or all (default)
   --quick               smoke test: 2,000 users, rates 2500 and 5000 (overrides --users/--rates)
   --users N             users per step (default 20000; at most 20000, fepool's bench topology)
   --rates "R1 R2 .."    call-rate steps (default "2500 5000 10000 15000 20000 25000 30000")
@@ -74,8 +88,10 @@ kam_children=2
 max_minutes=""
 keep=0
 quick=0
+suite=all
 while (($#)); do
 	case $1 in
+	--suite) suite=${2:?--suite needs registrar, load or all}; shift ;;
 	--quick) quick=1 ;;
 	--users) users=${2:?--users needs a number}; shift ;;
 	--rates) rates=${2:?--rates needs a list}; shift ;;
@@ -96,6 +112,7 @@ if ((quick)); then
 	: "${max_minutes:=10}"
 fi
 : "${max_minutes:=45}"
+[[ $suite == registrar || $suite == load || $suite == all ]] || { echo "bench.sh: --suite $suite: use registrar, load or all" >&2; exit 2; }
 isnum() { [[ $1 =~ ^[1-9][0-9]*$ ]]; }
 for v in "$users" "$latency_rate" "$kam_children" "$max_minutes" $rates; do
 	isnum "$v" || { echo "bench.sh: $v is not a positive whole number" >&2; exit 2; }
@@ -429,6 +446,16 @@ run_step() {
 
 # ---- the run -------------------------------------------------------------------------------
 
+load_suite() {
+	echo
+	"$here/bench/load.sh" "$work/load" || die "the load suite failed (its files: $work/load)"
+}
+if [[ $suite == load ]]; then
+	load_suite
+	status=0
+	exit 0
+fi
+
 started=$(date +%s)
 load_start=$(cut -d' ' -f1 /proc/loadavg)
 cat <<EOF
@@ -582,3 +609,6 @@ if [[ -n ${BENCH_OUT:-} ]]; then
 	echo "JSON summary written to $BENCH_OUT"
 fi
 status=0
+if [[ $suite == all ]]; then
+	load_suite
+fi

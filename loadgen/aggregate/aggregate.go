@@ -142,15 +142,17 @@ type Step struct {
 	NeverRecovered int     `json:"never_recovered"`
 	// CarriedOver: disrupted clients not back when the next disruptive step came (they count in
 	// its window); ServiceCarriedOver likewise for full service.
-	CarriedOver          int              `json:"carried_over,omitempty"`
-	Degraded             int              `json:"degraded,omitempty"`
-	ServiceCarriedOver   int              `json:"service_carried_over,omitempty"`
-	TimeToService        Dist             `json:"time_to_service"`
-	NeverRegainedService int              `json:"never_regained_service"`
-	RegisterLatency      Dist             `json:"register_latency"`
-	Attempts             int64            `json:"attempts"`
-	Losses               int64            `json:"losses"`
-	Responses            map[string]int64 `json:"responses,omitempty"`
+	CarriedOver          int  `json:"carried_over,omitempty"`
+	Degraded             int  `json:"degraded,omitempty"`
+	ServiceCarriedOver   int  `json:"service_carried_over,omitempty"`
+	TimeToService        Dist `json:"time_to_service"`
+	NeverRegainedService int  `json:"never_regained_service"`
+	RegisterLatency      Dist `json:"register_latency"`
+	// RecorderLag is the load generator's own delay over the window (event to record).
+	RecorderLag Dist             `json:"recorder_lag"`
+	Attempts    int64            `json:"attempts"`
+	Losses      int64            `json:"losses"`
+	Responses   map[string]int64 `json:"responses,omitempty"`
 	// ContactChanges counts the contact-list changes made in the step by answer code ("0":
 	// no answer).
 	ContactChanges map[string]int64 `json:"contact_changes,omitempty"`
@@ -228,6 +230,7 @@ type window struct {
 	step                      *Step
 	t0                        int64
 	signedIn, service, regLat hist
+	lag                       hist
 	responses                 map[string]int64
 }
 
@@ -342,7 +345,7 @@ func (a *Aggregator) Step(s record.Step) {
 	}
 	a.closeWindow(s.T, false)
 	st.Measured = true
-	a.win = &window{step: st, t0: s.T, signedIn: newHist(), service: newHist(), regLat: newHist(), responses: map[string]int64{}}
+	a.win = &window{step: st, t0: s.T, signedIn: newHist(), service: newHist(), regLat: newHist(), lag: newHist(), responses: map[string]int64{}}
 	for _, c := range a.clients {
 		c.disrupted = c.state == stateOut
 		c.degraded = c.state == stateOut || c.state == stateResiliency
@@ -409,6 +412,7 @@ func (a *Aggregator) closeWindow(t int64, last bool) {
 		}
 	}
 	st.TimeToSignedIn, st.TimeToService, st.RegisterLatency = w.signedIn.dist(), w.service.dist(), w.regLat.dist()
+	st.RecorderLag = w.lag.dist()
 	st.Responses = w.responses
 	a.sum.NeverRecovered += st.NeverRecovered
 	a.sum.NeverRegainedService += st.NeverRegainedService
@@ -438,6 +442,9 @@ func (a *Aggregator) Event(e record.Event) {
 	a.advance(e.T)
 	if e.Lag > 0 {
 		a.lag.add(time.Duration(e.Lag))
+		if a.win != nil {
+			a.win.lag.add(time.Duration(e.Lag))
+		}
 	}
 	if a.torn[a.shardOf(e.C)] {
 		return // signing out after the scenario: not measured

@@ -223,6 +223,9 @@ func (t Threshold) measure(s aggregate.Summary) (float64, string, error) {
 			d = s.InitialSignIn
 		case "recorder_lag":
 			d = s.RecorderLag
+			if st != nil {
+				d = st.RecorderLag
+			}
 		}
 		if d.Count == 0 {
 			// Nothing to measure (no client was disrupted): an upper bound holds, a lower fails.
