@@ -89,7 +89,7 @@ a step: the results so far are kept); 2 bad usage or scenario; 130 interrupted (
 	f.StringVar(&o.out, "out", "", "directory for the results (default fepool-results/<scenario>-<time>)")
 	f.StringVar(&o.shard, "shard", "0/1", "drive shard i of n of the population (clients with index % n == i); shard 0 carries out the steps")
 	f.StringVar(&o.startAt, "start-at", "", "the run's time zero as RFC 3339 (shards given the same one align); default now")
-	f.StringVar(&o.metrics, "metrics", "127.0.0.1:0", "serve Prometheus /metrics here while running (\"\" to disable)")
+	f.StringVar(&o.metrics, "metrics", "127.0.0.1:0", "serve Prometheus /metrics (and Go profiles at /debug/pprof/) here while running (\"\" to disable)")
 	f.BoolVar(&o.quiet, "quiet", false, "no live view")
 	f.StringVar(&ctl.url, "admin", "", "the emulator's admin API URL (default: FEPOOL_ADMIN or http://127.0.0.1:8060)")
 	f.StringVar(&ctl.token, "token", "", "admin API bearer token (default: FEPOOL_ADMIN_TOKEN or the serve state file)")

@@ -38,7 +38,7 @@ var counts = map[string]bool{
 
 // stepOnly are metrics that need a step window; runOnly are whole-run metrics.
 var (
-	stepCapable = map[string]bool{"time_to_signed_in": true, "time_to_service": true, "register_latency": true,
+	stepCapable = map[string]bool{"time_to_signed_in": true, "time_to_service": true, "register_latency": true, "recorder_lag": true,
 		"never_recovered": true, "never_regained_service": true, "disrupted": true, "degraded": true, "losses": true, "attempts": true}
 	quantiles = []string{"p99.9", "p999", "p50", "p90", "p99", "max", "mean", "avg"}
 	ops       = []string{"<=", ">=", "==", "!=", "<", ">"}

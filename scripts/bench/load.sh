@@ -116,6 +116,7 @@ done
 # The idle window: from 15 s after everyone signed in, for 30 s.
 for _ in $(seq 1800); do
 	grep -q '"name":"signed in".*"message":"step done"' "$work/idle-storm-0.out" 2>/dev/null && break
+	kill -0 "${pids[0]}" 2>/dev/null || { cat "$work/idle-storm-0.out" >&2; echo "load.sh: the load process ended early" >&2; exit 1; }
 	sleep 0.1
 done
 sleep 15
@@ -129,7 +130,9 @@ done
 emu_rss=$(rss_mib "$serve_pid")
 for p in "${pids[@]}"; do wait "$p" || true; done
 if ((shards > 1)); then
-	"$fepool" report merge --out "$work/idle-storm-merged" "$work"/idle-storm-[0-9]* >"$work/idle-storm.out" 2>&1 || true
+	dirs=()
+	for ((i = 0; i < shards; i++)); do dirs+=("$work/idle-storm-$i"); done
+	"$fepool" report merge --out "$work/idle-storm-merged" "${dirs[@]}" >"$work/idle-storm.out" 2>&1 || true
 else
 	cp "$work/idle-storm-0.out" "$work/idle-storm.out"
 fi
