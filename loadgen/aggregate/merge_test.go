@@ -63,7 +63,7 @@ func newWorld(n int, seed uint64) world {
 		if c%7 == 0 {
 			continue // never back
 		}
-		t = reg(c, t+4000*ms+jitter(1500*ms), 200, "resiliency")
+		reg(c, t+4000*ms+jitter(1500*ms), 200, "resiliency")
 		if c%11 == 0 {
 			continue // no service
 		}
