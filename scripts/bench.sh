@@ -352,10 +352,8 @@ server_cpu() {
 }
 clk_tck=$(getconf CLK_TCK 2>/dev/null || echo 100)
 
-# sipp_stat FILE COLUMN: COLUMN of the last line of a SIPp -trace_stat file.
-sipp_stat() {
-	awk -F';' -v c="$2" 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == c) k = i } END { if (k) print $k }' "$1"
-}
+# shellcheck source=bench/lib.sh
+. "$here/bench/lib.sh" # sipp_stat FILE COLUMN
 
 # pct RTTFILES RTD P: the P-th percentile (nearest rank) of RTD's response times, in ms.
 pct() {

@@ -248,7 +248,7 @@ type Aggregator struct {
 	sec                                           int // the current series second
 	lastT                                         int64
 	shards                                        map[int]bool
-	streams, ends                                 int
+	ends                                          int // end records read (one per stream)
 	// torn: the shards whose teardown was read (their clients' later events are ignored);
 	// tornDown: all were, the measurement is over.
 	torn     map[int]bool
@@ -289,7 +289,6 @@ func (a *Aggregator) Header(h record.Header) {
 	a.sum.Thresholds = h.Thresholds
 	a.sum.Emulator, a.sum.Host = h.Emulator, h.Host
 	a.shards[h.Shard] = true
-	a.streams++
 }
 
 // shardOf is the shard that drives client c.
@@ -544,7 +543,7 @@ func (a *Aggregator) Summary(truncated bool) Summary {
 	a.closeSecond()
 	s := a.sum
 	s.Seconds = seconds(end)
-	ended := a.ends >= a.streams
+	ended := a.ends >= len(a.shards) // one stream per shard
 	s.Truncated = truncated || !ended
 	if !ended && s.EndReason == "" {
 		s.EndReason = "the results stream ends without an end record (the load generator was killed)"

@@ -2,8 +2,10 @@ package aggregate_test
 
 import (
 	"bytes"
+	"cmp"
 	"math/rand/v2"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -128,14 +130,10 @@ func (w world) streams(t *testing.T, shards int, skew int64) [][]byte {
 	return out
 }
 
+// sorted orders events by time, stably: the order a recorder writes them.
 func sorted(evs []record.Event) []record.Event {
-	out := append([]record.Event(nil), evs...)
-	// stable by time: the order a recorder writes
-	for i := 1; i < len(out); i++ {
-		for j := i; j > 0 && out[j].T < out[j-1].T; j-- {
-			out[j], out[j-1] = out[j-1], out[j]
-		}
-	}
+	out := slices.Clone(evs)
+	slices.SortStableFunc(out, func(a, b record.Event) int { return cmp.Compare(a.T, b.T) })
 	return out
 }
 

@@ -7,6 +7,8 @@ work=${1:?usage: load.sh WORK_DIR}
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 GO=${GO:-$(command -v go || echo /usr/local/go/bin/go)}
+# shellcheck source=lib.sh
+. "$here/lib.sh"
 mkdir -p "$work"
 fepool=$work/fepool
 (cd "$repo" && "$GO" build -o "$fepool" ./cmd/fepool)
@@ -52,10 +54,8 @@ serve "$bench_top" "$work/serve-sipp.log"
 (cd "$work" && timeout 120 sipp -sf "$repo/e2e/testdata/sipp/register_digest.xml" -inf "$work/users.csv" -i 127.0.0.1 -p 0 \
 	-t un -max_socket $((hard - 1024)) -m 20000 -r 10000 -rp 1000 -l 20000 -timer_resol 1 -buff_size 4194304 \
 	-trace_stat -stf "$work/sipp-stat.csv" -fd 1 -nostdin 127.0.9.1:5060 >"$work/sipp.out" 2>&1) || true
-sipp_s=$(awk -F';' 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == "ElapsedTime(P)") e = i; next } { v = $e } END {
-	split(v, a, ":"); printf "%.2f", a[1] * 3600 + a[2] * 60 + a[3] + (a[4] == "" ? 0 : a[4] / 1e6) }' "$work/sipp-stat.csv")
-sipp_ok=$(awk -F';' 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == "SuccessfulCall(C)") e = i; next } { v = $e } END { print v }' "$work/sipp-stat.csv")
-sipp_rate=$(awk -F';' 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == "CallRate(C)") e = i; next } { v = $e } END { print v }' "$work/sipp-stat.csv")
+sipp_ok=$(sipp_stat "$work/sipp-stat.csv" 'SuccessfulCall(C)')
+sipp_rate=$(sipp_stat "$work/sipp-stat.csv" 'CallRate(C)')
 sipp_s=$(awk -v r="$sipp_rate" -v n="$sipp_ok" 'BEGIN { if (r > 0) printf "%.2f", n / r; else print "?" }')
 
 sockets=""
