@@ -1,6 +1,7 @@
 package sipauth
 
 import (
+	"reflect"
 	"testing"
 	"unicode/utf8"
 
@@ -67,6 +68,68 @@ func BenchmarkParseCredentials(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := parseCredentials(credentialSeeds[0]); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+var challengeSeeds = []string{
+	`Digest realm="contoso.com", nonce="GOrfRf4_4xUAAAAF87HI", algorithm=SHA-256, qop="auth", stale=FALSE`,
+	`Digest realm="contoso.com",nonce="n",algorithm=MD5,qop="auth,auth-int",opaque="o",domain="sip:a sip:b",charset=UTF-8,userhash=true`,
+	`Digest  realm = "a\"b" , nonce="n\\", stale=true`,
+	`digest realm="x"`,
+	`Digest realm="unterminated`,
+	`Basic realm="x"`,
+	`Digest`,
+	`Digest a=b,`,
+}
+
+func TestParseChallengeAgreesWithDigest(t *testing.T) {
+	for _, s := range challengeSeeds {
+		compareChallenge(t, s)
+	}
+	c, err := ParseChallenge(challengeSeeds[1])
+	if err != nil || c.Realm != "contoso.com" || c.Algorithm != "MD5" || len(c.QOP) != 2 || len(c.Domain) != 2 || !c.Userhash || c.Opaque != "o" {
+		t.Fatalf("parsed %+v, %v", c, err)
+	}
+	if _, err := ParseChallenge(challengeSeeds[4]); err == nil {
+		t.Fatal("an unterminated quoted string parsed")
+	}
+}
+
+// FuzzParseChallenge: whatever digest.ParseChallenge accepts, ParseChallenge accepts with the
+// same fields.
+func FuzzParseChallenge(f *testing.F) {
+	for _, s := range challengeSeeds {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if !utf8.ValidString(s) {
+			return
+		}
+		compareChallenge(t, s)
+	})
+}
+
+func compareChallenge(t *testing.T, s string) {
+	t.Helper()
+	want, err := digest.ParseChallenge(s)
+	if err != nil {
+		return
+	}
+	got, err := ParseChallenge(s)
+	if err != nil {
+		t.Fatalf("%q: digest parses it, ParseChallenge fails: %v", s, err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("%q:\n got %+v\nwant %+v", s, *got, *want)
+	}
+}
+
+func BenchmarkParseChallenge(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := ParseChallenge(challengeSeeds[0]); err != nil {
 			b.Fatal(err)
 		}
 	}
