@@ -16,7 +16,6 @@ package client
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"sync"
@@ -35,7 +34,9 @@ type Counter = atomic.Int64
 type Option func(*Client)
 
 // WithClock injects the clock for timers, backoff and event times (tests).
-func WithClock(c clockwork.Clock) Option { return func(cl *Client) { cl.clock = c } }
+func WithClock(c clockwork.Clock) Option {
+	return func(cl *Client) { cl.clock, cl.injectedClock = c, true }
+}
 
 // WithEvents sets the event callback (see Event).
 func WithEvents(f func(Event)) Option { return func(cl *Client) { cl.onEvent = f } }
@@ -48,15 +49,19 @@ func WithLogger(l *slog.Logger) Option { return func(cl *Client) { cl.logger = l
 
 // Client is one SIP user agent registering one address of record.
 type Client struct {
-	cfg     Config
-	clock   clockwork.Clock
-	onEvent func(Event)
-	pool    *Pool
-	logger  *slog.Logger
-	st      *stack
-	user    string // the AOR's user part, also the Contact's
-	domain  string
-	tag     string // From tag
+	cfg   Config
+	clock clockwork.Clock
+	// injectedClock: event times come from clock only, never from the kernel's stamps
+	injectedClock bool
+	onEvent       func(Event)
+	pool          *Pool
+	logger        *slog.Logger
+	st            *stack
+	user          string // the AOR's user part, also the Contact's
+	domain        string
+	tag           string // From tag
+	// the UDP Contact URI and the Contact header value built on it, fixed with the socket
+	udpContact, udpContactHeader string
 
 	mu        sync.Mutex
 	state     State
@@ -117,6 +122,8 @@ func New(cfg Config, opts ...Option) (*Client, error) {
 		}
 		c.st = st
 	}
+	c.udpContact = "sip:" + c.user + "@" + c.st.local.String() + ";transport=udp"
+	c.udpContactHeader = contactHeader(c.udpContact, cfg.InstanceID)
 	if err := c.st.add(c.user, c); err != nil {
 		if c.pool == nil {
 			c.st.close()
@@ -236,8 +243,10 @@ func (c *Client) afterLocked(d time.Duration, f func(gen uint64)) clockwork.Time
 		}
 		c.mu.Unlock()
 		if ok {
-			defer c.inflight.Done()
-			f(gen)
+			background.run(func() {
+				defer c.inflight.Done()
+				f(gen)
+			})
 		}
 	})
 }
@@ -295,9 +304,9 @@ func (c *Client) lost(gen uint64, server Server, reason string, retryAfter time.
 // contactURI is the client's Contact URI for a registrar (the socket or flow it uses).
 func (c *Client) contactURI(r Server) string {
 	if !r.Addr.IsValid() || r.Transport == UDP {
-		return fmt.Sprintf("sip:%s@%s;transport=udp", c.user, c.st.local)
+		return c.udpContact
 	}
-	return fmt.Sprintf("sip:%s@%s;transport=%s;ob", c.user, c.st.local.Addr(), r.Transport)
+	return "sip:" + c.user + "@" + c.st.local.Addr().String() + ";transport=" + r.Transport + ";ob"
 }
 
 // targetsLocked lists where to sign in, in order: the preferred registrar (from a

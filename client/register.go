@@ -13,6 +13,8 @@ import (
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 	"github.com/icholy/digest"
+
+	"github.com/fepool/fepool/registrar/sipauth"
 )
 
 // signIn tries the targets in order, following redirects, until one registers the client.
@@ -39,7 +41,7 @@ func (c *Client) signIn(gen uint64, fresh bool) {
 			continue
 		}
 		visited[t] = true
-		res, err := c.exchange(gen, t, &attempt, false)
+		res, at, err := c.exchange(gen, t, &attempt, false)
 		if !c.current(gen) {
 			return
 		}
@@ -54,7 +56,7 @@ func (c *Client) signIn(gen uint64, fresh bool) {
 		}
 		switch code := res.StatusCode; {
 		case code >= 200 && code < 300:
-			c.registered(gen, t, res, false)
+			c.registered(gen, t, res, at, false)
 			return
 		case code >= 300 && code < 400:
 			hops++
@@ -95,28 +97,28 @@ func (c *Client) signIn(gen uint64, fresh bool) {
 var errRefused = errors.New("refused")
 
 // exchange sends one REGISTER to t (a refresh when refresh is set), answering up to two digest
-// challenges and one 423, and returns the final response that needs a decision.
-func (c *Client) exchange(gen uint64, t Server, attempt *int, refresh bool) (*sip.Response, error) {
+// challenges and one 423, and returns the final response that needs a decision and when it
+// arrived.
+func (c *Client) exchange(gen uint64, t Server, attempt *int, refresh bool) (*sip.Response, time.Time, error) {
 	c.mu.Lock()
 	expires := c.cfg.Expires
 	c.mu.Unlock()
 	challenges := 0
 	for tries := 0; tries < 4; tries++ {
 		if !c.current(gen) {
-			return nil, ErrClosed
+			return nil, time.Time{}, ErrClosed
 		}
 		req, err := c.request(t, expires)
 		if err != nil {
-			return nil, err
+			return nil, time.Time{}, err
 		}
 		*attempt++
 		sent := c.clock.Now()
 		c.emit(Event{Kind: AttemptSent, Time: sent, Server: t, Attempt: *attempt, Refresh: refresh})
-		res, err := c.send(t, req)
+		res, got, err := c.sendCtx(context.Background(), t, req)
 		if err != nil {
-			return nil, err
+			return nil, time.Time{}, err
 		}
-		got := c.clock.Now()
 		c.emit(Event{Kind: Response, Time: got, Server: t, Attempt: *attempt, Refresh: refresh, Code: res.StatusCode, RTT: got.Sub(sent)})
 		switch res.StatusCode {
 		case 401, 407:
@@ -124,22 +126,22 @@ func (c *Client) exchange(gen uint64, t Server, attempt *int, refresh bool) (*si
 			stale, err := c.challenged(t, res)
 			c.emit(Event{Kind: Challenged, Server: t, Attempt: *attempt, Stale: stale})
 			if err != nil {
-				return nil, fmt.Errorf("%w: %v", errRefused, err)
+				return nil, time.Time{}, fmt.Errorf("%w: %v", errRefused, err)
 			}
 			if challenges > 1 && !stale {
-				return nil, fmt.Errorf("%w: %d %s: credentials rejected%s", errRefused, res.StatusCode, res.Reason, diag(res))
+				return nil, time.Time{}, fmt.Errorf("%w: %d %s: credentials rejected%s", errRefused, res.StatusCode, res.Reason, diag(res))
 			}
 		case 423:
 			min, err := strconv.Atoi(headerValue(res, "Min-Expires"))
 			if err != nil || time.Duration(min)*time.Second <= expires {
-				return res, nil
+				return res, got, nil
 			}
 			expires = time.Duration(min) * time.Second
 		default:
-			return res, nil
+			return res, got, nil
 		}
 	}
-	return nil, fmt.Errorf("%s kept challenging", t)
+	return nil, time.Time{}, fmt.Errorf("%s kept challenging", t)
 }
 
 // request builds a REGISTER to t, with credentials when the client holds a challenge of t.
@@ -147,7 +149,7 @@ func (c *Client) request(t Server, expires time.Duration) (*sip.Request, error) 
 	if err := loopbackOnly(t.Addr, c.cfg.AllowNonLoopback); err != nil {
 		return nil, err
 	}
-	contact := c.contactURI(t)
+	contact := c.udpContactHeader
 	if t.Transport != UDP {
 		ctx, cancel := context.WithTimeout(context.Background(), c.cfg.RequestTimeout)
 		local, err := c.st.flowLocal(ctx, t)
@@ -155,7 +157,7 @@ func (c *Client) request(t Server, expires time.Duration) (*sip.Request, error) 
 		if err != nil {
 			return nil, fmt.Errorf("connect %s: %w", t, err)
 		}
-		contact = fmt.Sprintf("sip:%s@%s;transport=%s;ob", c.user, local, t.Transport)
+		contact = contactHeader("sip:"+c.user+"@"+local.String()+";transport="+t.Transport+";ob", c.cfg.InstanceID)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -170,7 +172,7 @@ func (c *Client) request(t Server, expires time.Duration) (*sip.Request, error) 
 	req.AppendHeader(&sip.CSeqHeader{SeqNo: c.cseq, MethodName: sip.REGISTER})
 	mf := sip.MaxForwardsHeader(70)
 	req.AppendHeader(&mf)
-	req.AppendHeader(sip.NewHeader("Contact", fmt.Sprintf(`<%s>;+sip.instance="%s";reg-id=1`, contact, c.cfg.InstanceID)))
+	req.AppendHeader(sip.NewHeader("Contact", contact))
 	req.AppendHeader(sip.NewHeader("Expires", strconv.Itoa(int(expires/time.Second))))
 	req.AppendHeader(sip.NewHeader("Supported", "outbound, path, gruu"))
 	req.AppendHeader(sip.NewHeader("User-Agent", c.cfg.UserAgent))
@@ -182,6 +184,11 @@ func (c *Client) request(t Server, expires time.Duration) (*sip.Request, error) 
 	}
 	req.SetBody(nil)
 	return req, nil
+}
+
+// contactHeader is the Contact header value registering uri as the client's outbound flow.
+func contactHeader(uri, instanceID string) string {
+	return "<" + uri + `>;+sip.instance="` + instanceID + `";reg-id=1`
 }
 
 // authorizeLocked adds credentials to a request for t when the client holds a challenge of t
@@ -205,16 +212,18 @@ func (c *Client) authorizeLocked(t Server, req *sip.Request) {
 
 // send runs one client transaction and returns its final response.
 func (c *Client) send(t Server, req *sip.Request) (*sip.Response, error) {
-	return c.sendCtx(context.Background(), t, req)
+	res, _, err := c.sendCtx(context.Background(), t, req)
+	return res, err
 }
 
-// sendCtx is send bounded by ctx as well as the request timeout.
-func (c *Client) sendCtx(ctx context.Context, t Server, req *sip.Request) (*sip.Response, error) {
+// sendCtx is send bounded by ctx as well as the request timeout; it also says when the final
+// response arrived (see arrival.go).
+func (c *Client) sendCtx(ctx context.Context, t Server, req *sip.Request) (*sip.Response, time.Time, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.RequestTimeout)
 	defer cancel()
 	tx, err := c.st.sc.TransactionRequest(ctx, req, sipgo.ClientRequestAddVia)
 	if err != nil {
-		return nil, fmt.Errorf("send to %s: %w", t, err)
+		return nil, time.Time{}, fmt.Errorf("send to %s: %w", t, err)
 	}
 	defer tx.Terminate()
 	for {
@@ -223,19 +232,33 @@ func (c *Client) sendCtx(ctx context.Context, t Server, req *sip.Request) (*sip.
 			if res.IsProvisional() {
 				continue
 			}
-			return res, nil
+			return res, c.arrival(req), nil
 		case <-tx.Done():
 			if err := tx.Err(); err != nil {
-				return nil, fmt.Errorf("%s: %w", t, err)
+				return nil, time.Time{}, fmt.Errorf("%s: %w", t, err)
 			}
-			return nil, fmt.Errorf("%s: transaction ended without a response", t)
+			return nil, time.Time{}, fmt.Errorf("%s: transaction ended without a response", t)
 		case <-ctx.Done():
 			if ctx.Err() == context.Canceled {
-				return nil, fmt.Errorf("%s: %w", t, ctx.Err())
+				return nil, time.Time{}, fmt.Errorf("%s: %w", t, ctx.Err())
 			}
-			return nil, fmt.Errorf("%s: no answer within %s", t, c.cfg.RequestTimeout)
+			return nil, time.Time{}, fmt.Errorf("%s: no answer within %s", t, c.cfg.RequestTimeout)
 		}
 	}
+}
+
+// arrival is when the final response to req reached the socket: the kernel's stamp (UDP), else
+// now. An injected clock is always asked instead: tests run on its time.
+func (c *Client) arrival(req *sip.Request) time.Time {
+	var branch string
+	if v := req.Via(); v != nil {
+		branch, _ = v.Params.Get("branch")
+	}
+	at, ok := c.st.arrival(branch)
+	if !ok || c.injectedClock {
+		return c.clock.Now()
+	}
+	return at
 }
 
 // challenged takes the challenge of a 401/407 (preferring SHA-256) for the next request.
@@ -246,7 +269,7 @@ func (c *Client) challenged(t Server, res *sip.Response) (stale bool, err error)
 	}
 	var best *digest.Challenge
 	for _, h := range res.GetHeaders(name) {
-		ch, err := digest.ParseChallenge(h.Value())
+		ch, err := sipauth.ParseChallenge(h.Value())
 		if err != nil || !digest.CanDigest(ch) {
 			continue
 		}
@@ -348,9 +371,10 @@ func portOr(p int, transport string) int {
 	return 5060
 }
 
-// registered records a 200 OK: mode from presence-State, the granted expiry, and the timers.
-// On a refresh, register-action "added" or "fixed" means the registrar had lost the binding.
-func (c *Client) registered(gen uint64, t Server, res *sip.Response, refresh bool) {
+// registered records a 200 OK that arrived at at: mode from presence-State, the granted
+// expiry, and the timers. On a refresh, register-action "added" or "fixed" means the registrar
+// had lost the binding.
+func (c *Client) registered(gen uint64, t Server, res *sip.Response, at time.Time, refresh bool) {
 	action, mode := presence(res)
 	if refresh && (action == "added" || action == "fixed") {
 		c.lost(gen, t, `refresh answered register-action="`+action+`": the registrar had lost the binding`, 0, false)
@@ -375,7 +399,7 @@ func (c *Client) registered(gen uint64, t Server, res *sip.Response, refresh boo
 	c.timer = c.afterLocked(time.Duration(float64(expires)*share), c.refresh)
 	c.armKeepAliveLocked(t)
 	c.mu.Unlock()
-	c.emit(Event{Kind: RegisteredEvent, Server: t, Mode: mode, Expires: expires, Refresh: refresh})
+	c.emit(Event{Kind: RegisteredEvent, Time: at, Server: t, Mode: mode, Expires: expires, Refresh: refresh})
 }
 
 // refresh renews the registration with the same Call-ID.
@@ -384,7 +408,7 @@ func (c *Client) refresh(gen uint64) {
 	t := c.registrar
 	c.mu.Unlock()
 	attempt := 0
-	res, err := c.exchange(gen, t, &attempt, true)
+	res, at, err := c.exchange(gen, t, &attempt, true)
 	if !c.current(gen) {
 		return
 	}
@@ -392,7 +416,7 @@ func (c *Client) refresh(gen uint64) {
 	case err != nil:
 		c.lost(gen, t, "refresh failed: "+err.Error(), 0, errors.Is(err, errRefused))
 	case res.StatusCode >= 200 && res.StatusCode < 300:
-		c.registered(gen, t, res, true)
+		c.registered(gen, t, res, at, true)
 	case res.StatusCode >= 300 && res.StatusCode < 400:
 		// The registrar moved (the fabric promoted another Front End): follow it, keeping
 		// the Call-ID so the new registrar sees a refresh of the binding it holds.

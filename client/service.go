@@ -87,7 +87,7 @@ func (c *Client) service(ctx context.Context, op string) error {
 			return err
 		}
 		req := c.serviceRequest(t, callID, cseq, body)
-		res, err := c.sendCtx(ctx, t, req)
+		res, _, err := c.sendCtx(ctx, t, req)
 		if err != nil {
 			return err
 		}

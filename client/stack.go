@@ -27,6 +27,7 @@ type stack struct {
 	srv    *sipgo.Server
 	sc     *sipgo.Client
 	udp    *net.UDPConn
+	read   *stampedConn // udp as sipgo reads it
 	local  netip.AddrPort
 	logger *slog.Logger
 
@@ -34,6 +35,7 @@ type stack struct {
 	clients map[string]*Client // by Contact user part
 	stun    map[[stun.TransactionIDSize]byte]func()
 	pongs   map[string]time.Time // TCP/TLS remote address -> last pong
+	arrived arrivals             // responses' arrival times by Via branch
 	closed  bool
 	serving sync.WaitGroup
 }
@@ -44,7 +46,7 @@ func newStack(ip netip.Addr, tlsConf *tls.Config, logger *slog.Logger) (*stack, 
 		return nil, fmt.Errorf("client socket: %w", err)
 	}
 	s := &stack{
-		udp: udp, local: udp.LocalAddr().(*net.UDPAddr).AddrPort(), logger: logger,
+		udp: udp, read: newStampedConn(udp), local: udp.LocalAddr().(*net.UDPAddr).AddrPort(), logger: logger,
 		clients: map[string]*Client{}, stun: map[[stun.TransactionIDSize]byte]func(){}, pongs: map[string]time.Time{},
 	}
 	ua, err := sipgo.NewUA(
@@ -81,7 +83,7 @@ func newStack(ip netip.Addr, tlsConf *tls.Config, logger *slog.Logger) (*stack, 
 	s.serving.Add(1)
 	go func() {
 		defer s.serving.Done()
-		_ = srv.ServeUDP(udp)
+		_ = srv.ServeUDP(s.read)
 	}()
 	// Requests go out from this socket only once sipgo has registered it; before that it would
 	// try to bind the address again and fail. Yielding lets the serving goroutine run at once
@@ -183,6 +185,11 @@ func (s *stack) filter(p sip.TransportReadProps, data []byte) ([]byte, error) {
 			}
 			return nil, nil
 		}
+		if branch := responseBranch(data); branch != "" {
+			s.mu.Lock()
+			s.arrived.put(branch, s.read.last)
+			s.mu.Unlock()
+		}
 		return data, nil
 	}
 	if len(bytes.Trim(data, "\r\n")) == 0 && p.RemoteAddr != nil {
@@ -191,6 +198,14 @@ func (s *stack) filter(p sip.TransportReadProps, data []byte) ([]byte, error) {
 		s.mu.Unlock()
 	}
 	return data, nil
+}
+
+// arrival is when the response of the client transaction with branch reached the socket (false
+// when it is unknown: not a UDP response, or already taken).
+func (s *stack) arrival(branch string) (time.Time, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.arrived.take(branch)
 }
 
 // sendSTUN sends a Binding request to dst; answered runs when the answer arrives. It returns a
