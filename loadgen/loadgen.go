@@ -167,6 +167,9 @@ func Run(ctx context.Context, cfg Config) (end record.End, err error) {
 	}
 	r.closeClients()
 	r.rec.stop()
+	if n := r.rec.stalls(); n > 0 {
+		r.log.Warn().Int("waits", n).Msg("clients waited for the results file's compression: the disk or the CPU was too slow for the event rate")
+	}
 	return r.finish(end, stepErr)
 }
 

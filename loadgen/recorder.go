@@ -5,7 +5,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/HdrHistogram/hdrhistogram-go"
@@ -30,20 +29,22 @@ type item struct {
 	at   time.Time // when the event happened (for the recorder's lag)
 }
 
-// recorder is the single consumer of client events: it stamps them, writes them to the stream
-// and keeps the live counts.
+// recorder is where client events go: each is stamped, written to the stream and counted in the
+// live state right in the callback of the client that reported it, under one mutex. There is
+// no queue in between: a single consumer goroutine was starved by the thousands of runnable
+// client goroutines of a ramp (seconds behind, and blocking them once its queue filled). The
+// stream's compression runs on the Writer's own goroutine.
 type recorder struct {
 	start   time.Time
-	w       *record.Writer
 	addrs   map[netip.AddrPort]string
 	metrics *Metrics
-	ch      chan item
 	quit    chan struct{}
 	done    chan struct{}
-	stalls  atomic.Int64
 	once    sync.Once
 
-	mu         sync.Mutex // the live state below
+	mu         sync.Mutex // everything below
+	w          *record.Writer
+	stopped    bool
 	state      map[int]uint8
 	at         map[int]string // pool of the registration
 	population int
@@ -60,29 +61,21 @@ type recorder struct {
 func newRecorder(start time.Time, w *record.Writer, population int, addrs map[netip.AddrPort]string, m *Metrics) *recorder {
 	r := &recorder{
 		start: start, w: w, addrs: addrs, metrics: m, population: population,
-		ch: make(chan item, 1<<16), quit: make(chan struct{}), done: make(chan struct{}),
+		quit: make(chan struct{}), done: make(chan struct{}),
 		state: make(map[int]uint8, population), at: make(map[int]string, population),
 		regular: map[string]int{}, registered: map[string]int{},
 		lat: hdrhistogram.New(1, int64(time.Hour/time.Microsecond), 2),
 	}
-	go r.loop()
+	go r.flushing()
 	return r
 }
 
-// send queues an item, blocking (and counting a stall) when the queue is full, and dropping it
-// once the recorder stopped.
+// send records an item now; once the recorder stopped, it drops it.
 func (r *recorder) send(it item) {
-	select {
-	case r.ch <- it:
-		return
-	case <-r.quit:
-		return
-	default:
-	}
-	r.stalls.Add(1)
-	select {
-	case r.ch <- it:
-	case <-r.quit:
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.stopped {
+		r.handle(it)
 	}
 }
 
@@ -120,38 +113,43 @@ func (r *recorder) contact(index, code int) {
 	r.send(item{ev: record.Event{C: index, E: record.Contact, Code: code}, at: time.Now()})
 }
 
-// stop drains what is queued and ends the loop (once).
+// stop records nothing more and has what was recorded pushed to the stream (once).
 func (r *recorder) stop() {
 	r.once.Do(func() {
 		close(r.quit)
 		<-r.done
+		r.mu.Lock()
+		r.stopped = true
+		_ = r.w.Flush()
+		r.mu.Unlock()
 	})
 }
 
-func (r *recorder) loop() {
+// stalls is how many times a client's event waited for the stream's compression.
+func (r *recorder) stalls() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.w.Stalls()
+}
+
+// flushing has the stream pushed to the file every second, so a run cut short keeps nearly all.
+func (r *recorder) flushing() {
 	defer close(r.done)
-	flush := time.NewTicker(time.Second)
-	defer flush.Stop()
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
 	for {
 		select {
-		case it := <-r.ch:
-			r.handle(it)
-		case <-flush.C:
+		case <-t.C:
+			r.mu.Lock()
 			_ = r.w.Flush()
+			r.mu.Unlock()
 		case <-r.quit:
-			for {
-				select {
-				case it := <-r.ch:
-					r.handle(it)
-				default:
-					_ = r.w.Flush()
-					return
-				}
-			}
+			return
 		}
 	}
 }
 
+// handle stamps and writes an item and updates the live state (with mu held).
 func (r *recorder) handle(it item) {
 	now := time.Now()
 	if it.step != nil {
@@ -165,9 +163,6 @@ func (r *recorder) handle(it item) {
 		ev.Lag = lag.Nanoseconds()
 	}
 	_ = r.w.Event(ev)
-
-	r.mu.Lock()
-	defer r.mu.Unlock()
 	if ev.E != record.Start && lag > r.lagMax {
 		r.lagMax = lag
 	}

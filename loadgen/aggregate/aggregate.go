@@ -148,7 +148,8 @@ type Step struct {
 	TimeToService        Dist `json:"time_to_service"`
 	NeverRegainedService int  `json:"never_regained_service"`
 	RegisterLatency      Dist `json:"register_latency"`
-	// RecorderLag is the load generator's own delay over the window (event to record).
+	// RecorderLag is the load generator's own delay over the window (event to record; for a
+	// response, from the kernel's arrival stamp).
 	RecorderLag Dist             `json:"recorder_lag"`
 	Attempts    int64            `json:"attempts"`
 	Losses      int64            `json:"losses"`

@@ -4,12 +4,13 @@
 // (or several shards' runs merged). Nothing here aggregates.
 //
 // Times are nanoseconds since the run's start (Header.Start, wall clock), so shards started on
-// different hosts align on the wall clock. A Writer is safe for use by one goroutine; Read
+// different hosts align on the wall clock. A Writer is for one goroutine at a time; Read
 // streams records in file order.
 package record
 
 import (
 	"bufio"
+	"bytes"
 	"compress/gzip"
 	"container/heap"
 	"encoding/json"
@@ -17,6 +18,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"sync"
 	"time"
 )
 
@@ -89,7 +91,9 @@ type Step struct {
 // Event is one client event.
 type Event struct {
 	Kind string `json:"kind"`
-	// T is when it happened; Lag how long the load generator took to record it.
+	// T is when it happened (for a response and the registration it makes: when the datagram
+	// reached the socket, the kernel's stamp); Lag how long the load generator took from then
+	// to record it: its own delay.
 	T   int64 `json:"t"`
 	Lag int64 `json:"lag,omitempty"`
 	// C is the client's index in the whole population (shards never share one).
@@ -115,34 +119,115 @@ type End struct {
 	Err string `json:"err,omitempty"`
 }
 
-// Writer writes a stream.
+// Writer writes a stream. Encoding happens in the caller; compression and writing run on the
+// Writer's own goroutine, fed 64 KiB chunks through a queue, so a caller recording tens of
+// thousands of events a second never waits for gzip or the disk (unless the queue of 16 MiB is
+// full: Stalls counts those waits). Close ends the goroutine. A Writer is for one goroutine at a
+// time.
 type Writer struct {
-	w   io.Writer
-	gz  *gzip.Writer
-	buf *bufio.Writer
-	enc *json.Encoder
-	err error
+	chunk  *bytes.Buffer
+	enc    *json.Encoder
+	queue  chan chunk
+	done   chan struct{}
+	stalls int
+	mu     sync.Mutex // err, set by the compressing goroutine
+	err    error
 }
+
+// chunk is encoded records, or (flush set) a request to push everything so far to the file.
+type chunk struct {
+	data  *bytes.Buffer
+	flush bool
+}
+
+const (
+	chunkSize   = 64 << 10
+	queueChunks = 256
+)
+
+var chunks = sync.Pool{New: func() any { return bytes.NewBuffer(make([]byte, 0, chunkSize+4096)) }}
 
 // NewWriter starts a stream on w with its header.
 func NewWriter(w io.Writer, h Header) (*Writer, error) {
-	gz := gzip.NewWriter(w)
-	buf := bufio.NewWriterSize(gz, 256<<10)
-	wr := &Writer{w: w, gz: gz, buf: buf, enc: json.NewEncoder(buf)}
+	wr := &Writer{queue: make(chan chunk, queueChunks), done: make(chan struct{})}
+	wr.next()
+	go wr.compress(w)
 	h.Kind, h.Version = KindHeader, Version
 	if err := wr.put(h); err != nil {
+		close(wr.queue)
+		<-wr.done
 		return nil, err
 	}
 	return wr, nil
 }
 
-func (w *Writer) put(v any) error {
-	if w.err != nil {
-		return w.err
+func (w *Writer) next() {
+	w.chunk = chunks.Get().(*bytes.Buffer)
+	w.chunk.Reset()
+	w.enc = json.NewEncoder(w.chunk)
+}
+
+// compress writes the queued chunks through gzip to out until the queue closes.
+func (w *Writer) compress(out io.Writer) {
+	defer close(w.done)
+	gz, _ := gzip.NewWriterLevel(out, gzip.BestSpeed) // a valid level: never fails
+	fail := func(err error) {
+		w.mu.Lock()
+		if w.err == nil {
+			w.err = err
+		}
+		w.mu.Unlock()
 	}
-	w.err = w.enc.Encode(v)
+	for c := range w.queue {
+		if _, err := gz.Write(c.data.Bytes()); err != nil {
+			fail(err)
+		}
+		chunks.Put(c.data)
+		if c.flush {
+			if err := gz.Flush(); err != nil {
+				fail(err)
+			}
+		}
+	}
+	if err := gz.Close(); err != nil {
+		fail(err)
+	}
+}
+
+// failed is the first error of the compressing goroutine.
+func (w *Writer) failed() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	return w.err
 }
+
+func (w *Writer) put(v any) error {
+	if err := w.failed(); err != nil {
+		return err
+	}
+	if err := w.enc.Encode(v); err != nil {
+		return err
+	}
+	if w.chunk.Len() >= chunkSize {
+		w.send(false)
+	}
+	return nil
+}
+
+// send queues the current chunk (counting a stall when the queue is full) and starts another.
+func (w *Writer) send(flush bool) {
+	c := chunk{data: w.chunk, flush: flush}
+	select {
+	case w.queue <- c:
+	default:
+		w.stalls++
+		w.queue <- c
+	}
+	w.next()
+}
+
+// Stalls is how many times a record waited for the compressing goroutine.
+func (w *Writer) Stalls() int { return w.stalls }
 
 // Step records a step.
 func (w *Writer) Step(s Step) error { s.Kind = KindStep; return w.put(s) }
@@ -150,28 +235,27 @@ func (w *Writer) Step(s Step) error { s.Kind = KindStep; return w.put(s) }
 // Event records a client event.
 func (w *Writer) Event(e Event) error { e.Kind = KindEvent; return w.put(e) }
 
-// Flush pushes what is buffered to the file (a reader sees a valid prefix after it).
+// Flush has what was recorded so far pushed to the file (a reader then sees a valid prefix).
+// It does not wait for it.
 func (w *Writer) Flush() error {
-	if w.err != nil {
-		return w.err
-	}
-	if err := w.buf.Flush(); err != nil {
-		w.err = err
+	if err := w.failed(); err != nil {
 		return err
 	}
-	w.err = w.gz.Flush()
-	return w.err
+	w.send(true)
+	return nil
 }
 
-// Close writes the end record and closes the compression (not the underlying writer).
+// Close writes the end record, waits until everything is compressed and written, and closes
+// the compression (not the underlying writer).
 func (w *Writer) Close(e End) error {
 	e.Kind = KindEnd
-	err := w.put(e)
-	if ferr := w.buf.Flush(); err == nil {
+	err := w.enc.Encode(e)
+	w.queue <- chunk{data: w.chunk}
+	w.chunk, w.enc = nil, nil
+	close(w.queue)
+	<-w.done
+	if ferr := w.failed(); err == nil {
 		err = ferr
-	}
-	if cerr := w.gz.Close(); err == nil {
-		err = cerr
 	}
 	return err
 }
