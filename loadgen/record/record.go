@@ -194,8 +194,14 @@ func (w *Writer) compress(out io.Writer) {
 	}
 }
 
-// failed is the first error of the compressing goroutine.
+// ErrClosed is what a Writer answers once it is closed.
+var ErrClosed = errors.New("results stream already closed")
+
+// failed is the first error of the compressing goroutine, or ErrClosed.
 func (w *Writer) failed() error {
+	if w.chunk == nil {
+		return ErrClosed
+	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.err
@@ -248,14 +254,19 @@ func (w *Writer) Flush() error {
 // Close writes the end record, waits until everything is compressed and written, and closes
 // the compression (not the underlying writer).
 func (w *Writer) Close(e End) error {
+	if w.chunk == nil {
+		return ErrClosed
+	}
 	e.Kind = KindEnd
 	err := w.enc.Encode(e)
 	w.queue <- chunk{data: w.chunk}
 	w.chunk, w.enc = nil, nil
 	close(w.queue)
 	<-w.done
-	if ferr := w.failed(); err == nil {
-		err = ferr
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if err == nil {
+		err = w.err
 	}
 	return err
 }

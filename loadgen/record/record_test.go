@@ -31,6 +31,15 @@ func TestWriterRoundTrip(t *testing.T) {
 	if err := w.Close(End{T: n + 1, Reason: "done"}); err != nil {
 		t.Fatal(err)
 	}
+	if err := w.Event(Event{E: Attempt}); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Event after Close: %v, want ErrClosed", err)
+	}
+	if err := w.Flush(); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Flush after Close: %v", err)
+	}
+	if err := w.Close(End{}); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Close twice: %v", err)
+	}
 	var events, steps int
 	var end End
 	truncated, err := Read(bytes.NewReader(buf.Bytes()), Handler{
