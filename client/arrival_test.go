@@ -1,46 +1,69 @@
 package client
 
 import (
+	"context"
+	"errors"
+	"log/slog"
 	"net"
 	"net/netip"
 	"runtime"
 	"testing"
 	"time"
+
+	"github.com/emiago/sipgo/sip"
 )
 
-func TestResponseBranch(t *testing.T) {
-	for _, tc := range []struct{ in, want string }{
-		{"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK.abc;rport=5060\r\n\r\n", "z9hG4bK.abc"},
-		{"SIP/2.0 401 Unauthorized\r\nv: SIP/2.0/UDP 127.0.0.1;branch=z9hG4bKx\r\nVia: SIP/2.0/UDP 10.0.0.1;branch=z9hG4bKother\r\n\r\n", "z9hG4bKx"},
-		{"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1;branch=z9hG4bKend", "z9hG4bKend"},
-		{"REGISTER sip:contoso.com SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1;branch=z9hG4bKreq\r\n\r\n", ""},
-		{"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1\r\n\r\n", ""},
-	} {
-		if got := responseBranch([]byte(tc.in)); got != tc.want {
-			t.Errorf("%q: %q, want %q", tc.in, got, tc.want)
-		}
+// TestAnswersSwept: answers kept for retransmitted requests go once they are older than any
+// retransmission.
+func TestAnswersSwept(t *testing.T) {
+	var a answers
+	t0 := time.Unix(1700000000, 0)
+	a.put("k", []byte("answer"), t0)
+	if data, ok := a.get("k"); !ok || string(data) != "answer" {
+		t.Fatalf("get: %q %v", data, ok)
+	}
+	for i := range 5000 {
+		a.put(time.Duration(i).String(), nil, t0.Add(time.Duration(i)*20*time.Millisecond))
+	}
+	// 5,000 answers 20 ms apart span 100 s: only those within answerKeep of the newest stay
+	// (plus what came since the last sweep).
+	if n := len(a.m); n > 2*int(answerKeep/(20*time.Millisecond))+64 {
+		t.Fatalf("%d answers kept", n)
+	}
+	if _, ok := a.get("k"); ok {
+		t.Fatal("an answer older than answerKeep is still kept")
 	}
 }
 
-// TestArrivalsSwept: stamps nobody takes (a response retransmitted after its transaction
-// ended) go once they are older than any transaction; taken ones go at once.
-func TestArrivalsSwept(t *testing.T) {
-	var a arrivals
-	t0 := time.Unix(1700000000, 0)
-	a.put("taken", t0)
-	if at, ok := a.take("taken"); !ok || !at.Equal(t0) {
-		t.Fatalf("take: %v %v", at, ok)
+// TestCloseEndsTransactions: closing a stack ends the transactions waiting on it at once.
+func TestCloseEndsTransactions(t *testing.T) {
+	st, err := newStack(netip.MustParseAddr("127.0.0.1"), nil, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
 	}
-	if _, ok := a.take("taken"); ok {
-		t.Fatal("taken twice")
+	silent, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.MustParseAddrPort("127.0.0.1:0")))
+	if err != nil {
+		t.Fatal(err)
 	}
-	for i := range 5000 {
-		a.put(string(rune('a'+i%26))+time.Duration(i).String(), t0.Add(time.Duration(i)*20*time.Millisecond))
+	defer silent.Close()
+	done := make(chan error, 1)
+	go func() {
+		req := sip.NewRequest(sip.OPTIONS, sip.Uri{Scheme: "sip", Host: "contoso.com"})
+		_, err := st.transact(context.Background(), req, silent.LocalAddr().(*net.UDPAddr).AddrPort())
+		done <- err
+	}()
+	// The request reaching the peer means the transaction is under way.
+	if _, _, err := silent.ReadFromUDPAddrPort(make([]byte, 2048)); err != nil {
+		t.Fatal(err)
 	}
-	// 5,000 stamps 20 ms apart span 100 s: only those within arrivalKeep of the newest stay
-	// (plus what arrived since the last sweep).
-	if n := len(a.at); n > 2*int(arrivalKeep/(20*time.Millisecond))+1024 {
-		t.Fatalf("%d stamps kept", n)
+	st.close()
+	select {
+	case err := <-done:
+		if !errors.Is(err, ErrClosed) {
+			t.Fatalf("transaction ended with %v, want ErrClosed", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the transaction still waits after close")
 	}
 }
 
@@ -71,18 +94,18 @@ func TestStampedConnReadsKernelTime(t *testing.T) {
 		for time.Since(sent) < 20*time.Millisecond {
 			runtime.Gosched()
 		}
-		n, from, err := c.ReadFrom(buf)
-		if err != nil || n == 0 || from == nil {
+		n, from, at, err := c.read(buf)
+		if err != nil || n == 0 || from != out.LocalAddr().(*net.UDPAddr).AddrPort() {
 			t.Fatalf("read %d from %v: %v", n, from, err)
 		}
-		if c.last.Before(before.Add(-time.Millisecond)) || c.last.After(time.Now()) {
-			t.Fatalf("arrival %v outside the exchange (%v .. now)", c.last, before)
+		if at.Before(before.Add(-time.Millisecond)) || at.After(time.Now()) {
+			t.Fatalf("arrival %v outside the exchange (%v .. now)", at, before)
 		}
-		if runtime.GOOS != "linux" || !c.last.After(sent.Add(10*time.Millisecond)) {
+		if runtime.GOOS != "linux" || !at.After(sent.Add(10*time.Millisecond)) {
 			return
 		}
 		if try == 10 {
-			t.Fatalf("arrival %v is the read's time, not the kernel's (sent %v)", c.last, sent)
+			t.Fatalf("arrival %v is the read's time, not the kernel's (sent %v)", at, sent)
 		}
 	}
 }

@@ -3,6 +3,7 @@ package client
 import (
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/emiago/sipgo/sip"
 )
@@ -60,5 +61,20 @@ func FuzzResponse(f *testing.F) {
 		diag(res)
 		_, _ = c.redirect(from, res)
 		_, _ = c.challenged(from, res)
+	})
+}
+
+// FuzzDatagram: whatever datagram reaches a client's socket, reading it never panics.
+func FuzzDatagram(f *testing.F) {
+	f.Add([]byte("NOTIFY sip:alice@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1;branch=z9hG4bKx\r\nCSeq: 1 NOTIFY\r\nCall-ID: a\r\nEvent: registration-notify\r\nContent-Length: 12\r\n\r\nderegistered"))
+	f.Add([]byte("SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1;branch=z9hG4bKy\r\nCSeq: 2 REGISTER\r\n\r\n"))
+	f.Add([]byte("SIP/2.0 100 Trying\r\nVia: SIP/2.0/UDP 127.0.0.1\r\n\r\n"))
+	f.Add([]byte("ACK sip:alice@127.0.0.1 SIP/2.0\r\n\r\n"))
+	f.Add([]byte("\r\n\r\n"))
+	f.Add([]byte{0x00, 0x01, 0x00, 0x00, 0x21, 0x12, 0xa4, 0x42, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12})
+	c := fuzzClient(f)
+	from := netip.MustParseAddrPort("127.0.0.1:9") // discard: answers go nowhere
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c.st.datagram(data, from, time.Now())
 	})
 }

@@ -10,7 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 	"github.com/icholy/digest"
 
@@ -179,9 +178,6 @@ func (c *Client) request(t Server, expires time.Duration) (*sip.Request, error) 
 	c.authorizeLocked(t, req)
 	req.SetTransport(strings.ToUpper(t.Transport))
 	req.SetDestination(t.Addr.String())
-	if t.Transport == UDP {
-		req.Laddr = sip.Addr{IP: c.st.local.Addr().AsSlice(), Port: int(c.st.local.Port())}
-	}
 	req.SetBody(nil)
 	return req, nil
 }
@@ -217,48 +213,31 @@ func (c *Client) send(t Server, req *sip.Request) (*sip.Response, error) {
 }
 
 // sendCtx is send bounded by ctx as well as the request timeout; it also says when the final
-// response arrived (see arrival.go).
+// response arrived: the kernel's stamp of its datagram over UDP (see arrival.go), else when the
+// client got it. An injected clock is always asked instead: tests run on its time.
 func (c *Client) sendCtx(ctx context.Context, t Server, req *sip.Request) (*sip.Response, time.Time, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.RequestTimeout)
 	defer cancel()
-	tx, err := c.st.sc.TransactionRequest(ctx, req, sipgo.ClientRequestAddVia)
-	if err != nil {
-		return nil, time.Time{}, fmt.Errorf("send to %s: %w", t, err)
+	var res *sip.Response
+	var at time.Time
+	var err error
+	if t.Transport == UDP {
+		var a udpAnswer
+		a, err = c.st.transact(ctx, req, t.Addr)
+		res, at = a.res, a.at
+	} else {
+		res, err = c.st.transactStream(ctx, req)
 	}
-	defer tx.Terminate()
-	for {
-		select {
-		case res := <-tx.Responses():
-			if res.IsProvisional() {
-				continue
-			}
-			return res, c.arrival(req), nil
-		case <-tx.Done():
-			if err := tx.Err(); err != nil {
-				return nil, time.Time{}, fmt.Errorf("%s: %w", t, err)
-			}
-			return nil, time.Time{}, fmt.Errorf("%s: transaction ended without a response", t)
-		case <-ctx.Done():
-			if ctx.Err() == context.Canceled {
-				return nil, time.Time{}, fmt.Errorf("%s: %w", t, ctx.Err())
-			}
-			return nil, time.Time{}, fmt.Errorf("%s: no answer within %s", t, c.cfg.RequestTimeout)
-		}
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return nil, time.Time{}, fmt.Errorf("%s: no answer within %s", t, c.cfg.RequestTimeout)
+	case err != nil:
+		return nil, time.Time{}, fmt.Errorf("%s: %w", t, err)
 	}
-}
-
-// arrival is when the final response to req reached the socket: the kernel's stamp (UDP), else
-// now. An injected clock is always asked instead: tests run on its time.
-func (c *Client) arrival(req *sip.Request) time.Time {
-	var branch string
-	if v := req.Via(); v != nil {
-		branch, _ = v.Params.Get("branch")
+	if at.IsZero() || c.injectedClock {
+		at = c.clock.Now()
 	}
-	at, ok := c.st.arrival(branch)
-	if !ok || c.injectedClock {
-		return c.clock.Now()
-	}
-	return at
+	return res, at, nil
 }
 
 // challenged takes the challenge of a 401/407 (preferring SHA-256) for the next request.

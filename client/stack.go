@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -19,25 +18,33 @@ import (
 	"github.com/pion/stun/v2"
 )
 
-// stack is a sipgo user agent with one UDP socket, serving one client (its own, the default)
-// or many (a Pool). It owns the socket's read goroutine, answers requests for its clients, and
-// routes STUN answers and CRLF pongs to whoever is waiting for them.
+// stack is one UDP socket serving one client (its own, the default) or many (a Pool). It owns
+// the socket's read goroutine, runs its clients' UDP transactions (udp.go), answers requests for
+// its clients, and routes STUN answers to whoever waits for them. TCP and TLS flows go through a
+// sipgo user agent, made the first time a client of the stack uses one.
 type stack struct {
-	ua     *sipgo.UserAgent
-	srv    *sipgo.Server
-	sc     *sipgo.Client
-	udp    *net.UDPConn
-	read   *stampedConn // udp as sipgo reads it
-	local  netip.AddrPort
-	logger *slog.Logger
+	udp     *net.UDPConn
+	read    *stampedConn // udp, read with arrival stamps
+	local   netip.AddrPort
+	tlsConf *tls.Config
+	logger  *slog.Logger
 
-	mu      sync.Mutex
-	clients map[string]*Client // by Contact user part
-	stun    map[[stun.TransactionIDSize]byte]func()
-	pongs   map[string]time.Time // TCP/TLS remote address -> last pong
-	arrived arrivals             // responses' arrival times by Via branch
-	closed  bool
-	serving sync.WaitGroup
+	mu       sync.Mutex
+	clients  map[string]*Client // by Contact user part
+	stun     map[[stun.TransactionIDSize]byte]func()
+	txs      map[string]*udpTx    // UDP client transactions by Via branch
+	answered answers              // answers to the registrar's requests, for retransmissions
+	sip      *streams             // nil until a client uses TCP or TLS
+	pongs    map[string]time.Time // TCP/TLS remote address -> last pong
+	closed   bool
+	serving  sync.WaitGroup
+}
+
+// streams is the sipgo user agent that carries a stack's TCP and TLS flows.
+type streams struct {
+	ua  *sipgo.UserAgent
+	srv *sipgo.Server
+	sc  *sipgo.Client
 }
 
 func newStack(ip netip.Addr, tlsConf *tls.Config, logger *slog.Logger) (*stack, error) {
@@ -46,66 +53,83 @@ func newStack(ip netip.Addr, tlsConf *tls.Config, logger *slog.Logger) (*stack, 
 		return nil, fmt.Errorf("client socket: %w", err)
 	}
 	s := &stack{
-		udp: udp, read: newStampedConn(udp), local: udp.LocalAddr().(*net.UDPAddr).AddrPort(), logger: logger,
-		clients: map[string]*Client{}, stun: map[[stun.TransactionIDSize]byte]func(){}, pongs: map[string]time.Time{},
+		udp: udp, read: newStampedConn(udp), local: udp.LocalAddr().(*net.UDPAddr).AddrPort(), tlsConf: tlsConf, logger: logger,
+		clients: map[string]*Client{}, stun: map[[stun.TransactionIDSize]byte]func(){}, txs: map[string]*udpTx{}, pongs: map[string]time.Time{},
 	}
+	s.serving.Add(1)
+	go s.serveUDP()
+	return s, nil
+}
+
+// streamsUA returns the stack's sipgo user agent for TCP and TLS, making it on first use.
+func (s *stack) streamsUA() (*streams, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, ErrClosed
+	}
+	if s.sip != nil {
+		return s.sip, nil
+	}
+	host := s.local.Addr().String()
 	ua, err := sipgo.NewUA(
-		sipgo.WithUserAgentHostname(ip.String()),
-		sipgo.WithUserAgenTLSConfig(tlsConf),
-		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(logger), sip.WithTransportLayerReadFilter(s.filter)),
-		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(logger),
-			// a response retransmitted after its transaction ended (the registrar answered a
-			// retransmission of ours): sipgo's default logs each through the process-wide slog
-			// logger, which under load costs more than the registration itself
+		sipgo.WithUserAgentHostname(host),
+		sipgo.WithUserAgenTLSConfig(s.tlsConf),
+		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(s.logger), sip.WithTransportLayerReadFilter(s.filter)),
+		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(s.logger),
+			// a response retransmitted after its transaction ended: sipgo's default logs each
+			// through the process-wide slog logger
 			sip.WithTransactionLayerUnhandledResponseHandler(func(*sip.Response) {})),
 	)
 	if err != nil {
-		udp.Close()
 		return nil, err
 	}
-	srv, err := sipgo.NewServer(ua, sipgo.WithServerLogger(logger))
+	srv, err := sipgo.NewServer(ua, sipgo.WithServerLogger(s.logger))
 	if err != nil {
 		ua.Close()
-		udp.Close()
 		return nil, err
 	}
-	sc, err := sipgo.NewClient(ua, sipgo.WithClientHostname(ip.String()), sipgo.WithClientNAT(), sipgo.WithClientLogger(logger))
+	sc, err := sipgo.NewClient(ua, sipgo.WithClientHostname(host), sipgo.WithClientNAT(), sipgo.WithClientLogger(s.logger))
 	if err != nil {
 		ua.Close()
-		udp.Close()
 		return nil, err
 	}
-	s.ua, s.srv, s.sc = ua, srv, sc
 	srv.OnRequest(sip.NOTIFY, s.dispatch)
 	srv.OnRequest("BENOTIFY", s.dispatch)
 	srv.OnRequest(sip.OPTIONS, s.dispatch)
 	srv.OnNoRoute(s.dispatch)
-	s.serving.Add(1)
-	go func() {
-		defer s.serving.Done()
-		_ = srv.ServeUDP(s.read)
-	}()
-	// Requests go out from this socket only once sipgo has registered it; before that it would
-	// try to bind the address again and fail. Yielding lets the serving goroutine run at once
-	// (a sleep would cost a timer tick per client: seconds for a population); sleep only if
-	// the machine is so busy that yielding is not enough.
-	deadline := time.Now().Add(5 * time.Second)
-	for i := 0; ; i++ {
-		if conn, err := ua.TransportLayer().GetConnection("udp", s.local.String()); err == nil {
-			conn.TryClose()
-			break
-		}
-		if time.Now().After(deadline) {
-			s.close()
-			return nil, errors.New("client socket: sipgo never started serving it")
-		}
-		if i < 1000 {
-			runtime.Gosched()
-		} else {
-			time.Sleep(100 * time.Microsecond)
+	s.sip = &streams{ua: ua, srv: srv, sc: sc}
+	return s.sip, nil
+}
+
+// transactStream sends req over TCP or TLS as a sipgo client transaction and returns its final
+// response, bounded by ctx.
+func (s *stack) transactStream(ctx context.Context, req *sip.Request) (*sip.Response, error) {
+	st, err := s.streamsUA()
+	if err != nil {
+		return nil, err
+	}
+	tx, err := st.sc.TransactionRequest(ctx, req, sipgo.ClientRequestAddVia)
+	if err != nil {
+		return nil, fmt.Errorf("send: %w", err)
+	}
+	defer tx.Terminate()
+	for {
+		select {
+		case res := <-tx.Responses():
+			if res.IsProvisional() {
+				continue
+			}
+			return res, nil
+		case <-tx.Done():
+			if err := tx.Err(); err != nil {
+				return nil, err
+			}
+			return nil, errors.New("transaction ended without a response")
+		case <-ctx.Done():
+			return nil, ctx.Err()
 		}
 	}
-	return s, nil
 }
 
 // add makes the stack deliver requests for user to c.
@@ -128,7 +152,8 @@ func (s *stack) remove(user string) {
 	s.mu.Unlock()
 }
 
-// close stops the socket and the user agent and waits for the read goroutine.
+// close stops the socket (failing the transactions under way) and the user agent, and waits
+// for the read goroutine.
 func (s *stack) close() {
 	s.mu.Lock()
 	if s.closed {
@@ -136,15 +161,30 @@ func (s *stack) close() {
 		return
 	}
 	s.closed = true
+	txs, st := s.txs, s.sip
+	s.txs = map[string]*udpTx{}
 	s.mu.Unlock()
+	for _, tx := range txs {
+		tx.timer.Stop()
+		tx.done <- udpAnswer{err: ErrClosed}
+	}
 	s.udp.Close()
 	s.serving.Wait()
-	s.ua.Close()
+	if st != nil {
+		st.ua.Close()
+	}
 }
 
-// dispatch hands a request to the client it is for (by Request-URI user, else To user), or
-// answers 404; NOTIFY and OPTIONS are answered 200 by the client.
+// dispatch answers a request that came over a TCP or TLS flow (see answer).
 func (s *stack) dispatch(req *sip.Request, tx sip.ServerTransaction) {
+	if res := s.answer(req); res != nil {
+		_ = tx.Respond(res)
+	}
+}
+
+// answer hands a request to the client it is for (by Request-URI user, else To user), or
+// answers 404; NOTIFY and OPTIONS are answered 200 by the client, BENOTIFY not at all.
+func (s *stack) answer(req *sip.Request) *sip.Response {
 	user := req.Recipient.User
 	if user == "" && req.To() != nil {
 		user = req.To().Address.User
@@ -157,55 +197,20 @@ func (s *stack) dispatch(req *sip.Request, tx sip.ServerTransaction) {
 		}
 	}
 	s.mu.Unlock()
-	var res *sip.Response
 	if c == nil {
-		res = sip.NewResponseFromRequest(req, 404, "Not Found", nil)
-	} else {
-		res = c.onRequest(req)
+		return sip.NewResponseFromRequest(req, 404, "Not Found", nil)
 	}
-	if res != nil {
-		_ = tx.Respond(res)
-	}
+	return c.onRequest(req)
 }
 
-// filter sees raw reads: STUN answers on the UDP socket and CRLF pongs on TCP/TLS flows are
-// consumed here.
+// filter sees raw reads on TCP and TLS flows: CRLF pongs are consumed here.
 func (s *stack) filter(p sip.TransportReadProps, data []byte) ([]byte, error) {
-	if p.Transport == "UDP" {
-		if stun.IsMessage(data) {
-			m := &stun.Message{Raw: append([]byte(nil), data...)}
-			if m.Decode() == nil {
-				s.mu.Lock()
-				done := s.stun[m.TransactionID]
-				delete(s.stun, m.TransactionID)
-				s.mu.Unlock()
-				if done != nil {
-					done()
-				}
-			}
-			return nil, nil
-		}
-		if branch := responseBranch(data); branch != "" {
-			s.mu.Lock()
-			s.arrived.put(branch, s.read.last)
-			s.mu.Unlock()
-		}
-		return data, nil
-	}
 	if len(bytes.Trim(data, "\r\n")) == 0 && p.RemoteAddr != nil {
 		s.mu.Lock()
 		s.pongs[p.RemoteAddr.String()] = time.Now()
 		s.mu.Unlock()
 	}
 	return data, nil
-}
-
-// arrival is when the response of the client transaction with branch reached the socket (false
-// when it is unknown: not a UDP response, or already taken).
-func (s *stack) arrival(branch string) (time.Time, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.arrived.take(branch)
 }
 
 // sendSTUN sends a Binding request to dst; answered runs when the answer arrives. It returns a
@@ -245,7 +250,11 @@ func (s *stack) flowLocal(ctx context.Context, dst Server) (netip.AddrPort, erro
 	req.SetTransport(strings.ToUpper(dst.Transport))
 	req.SetDestination(dst.Addr.String())
 	req.AppendHeader(&sip.ViaHeader{ProtocolName: "SIP", ProtocolVersion: "2.0", Transport: strings.ToUpper(dst.Transport)})
-	conn, err := s.ua.TransportLayer().ClientRequestConnection(ctx, req)
+	st, err := s.streamsUA()
+	if err != nil {
+		return netip.AddrPort{}, err
+	}
+	conn, err := st.ua.TransportLayer().ClientRequestConnection(ctx, req)
 	if err != nil {
 		return netip.AddrPort{}, err
 	}
@@ -260,7 +269,11 @@ func (s *stack) flowLocal(ctx context.Context, dst Server) (netip.AddrPort, erro
 // ping writes a CRLF ping on the stream connection to dst. It fails with errFlowClosed when the
 // connection is gone, and reports when the last pong on it arrived.
 func (s *stack) ping(dst Server) (lastPong time.Time, err error) {
-	conn, err := s.ua.TransportLayer().GetConnection(dst.Transport, dst.Addr.String())
+	st, err := s.streamsUA()
+	if err != nil {
+		return time.Time{}, errFlowClosed
+	}
+	conn, err := st.ua.TransportLayer().GetConnection(dst.Transport, dst.Addr.String())
 	if err != nil || conn == nil {
 		return time.Time{}, errFlowClosed
 	}
@@ -280,7 +293,11 @@ func (s *stack) ping(dst Server) (lastPong time.Time, err error) {
 
 // alive reports whether the stream connection to dst is still open.
 func (s *stack) alive(dst Server) bool {
-	conn, err := s.ua.TransportLayer().GetConnection(dst.Transport, dst.Addr.String())
+	st, err := s.streamsUA()
+	if err != nil {
+		return false
+	}
+	conn, err := st.ua.TransportLayer().GetConnection(dst.Transport, dst.Addr.String())
 	if err != nil || conn == nil {
 		return false
 	}

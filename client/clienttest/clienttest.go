@@ -33,11 +33,12 @@ type Responder struct {
 	parser *sip.Parser
 	script Script
 
-	mu       sync.Mutex
-	forget   bool // do not keep requests (large populations)
-	requests []*sip.Request
-	peer     netip.AddrPort // where the last request came from
-	wg       sync.WaitGroup
+	mu        sync.Mutex
+	forget    bool // do not keep requests (large populations)
+	requests  []*sip.Request
+	responses []*sip.Response // the client's answers to requests sent with Send
+	peer      netip.AddrPort  // where the last request came from
+	wg        sync.WaitGroup
 }
 
 // Start listens on 127.0.0.1:0 until the test ends.
@@ -91,10 +92,15 @@ func (r *Responder) serve() {
 		}
 		msg, err := r.parser.ParseSIP(buf[:n])
 		if err != nil {
-			continue // a response to our own request, STUN, or junk: not scripted
+			continue // STUN or junk: not scripted
 		}
 		req, ok := msg.(*sip.Request)
 		if !ok {
+			if res, ok := msg.(*sip.Response); ok {
+				r.mu.Lock()
+				r.responses = append(r.responses, res)
+				r.mu.Unlock()
+			}
 			continue
 		}
 		req.SetSource(from.String())
@@ -154,6 +160,13 @@ func (r *Responder) Send(raw string) {
 	if _, err := r.conn.WriteToUDPAddrPort([]byte(raw), peer); err != nil {
 		r.t.Fatal(err)
 	}
+}
+
+// Responses returns the responses received so far (the client's answers to what Send sent).
+func (r *Responder) Responses() []*sip.Response {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]*sip.Response(nil), r.responses...)
 }
 
 // Peer is where the last request came from.

@@ -1,0 +1,278 @@
+package client
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net"
+	"net/netip"
+	"strconv"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+	"github.com/pion/stun/v2"
+)
+
+// The UDP side of a stack. A REGISTER over UDP is a small client transaction of the stack's own
+// (RFC 3261 §17.1.2): sent on the stack's socket, retransmitted from T1 doubling to T2 until a
+// final response or the request timeout, and matched to its response by the top Via branch on
+// the stack's read loop, which stamps each datagram's arrival as it reads it. Requests from the
+// registrar (NOTIFY, BENOTIFY, OPTIONS) are answered on the read loop, the answer kept for the
+// request's retransmissions, as the registrar's own UDP fast path does. Messages are built and
+// parsed by sipgo; only its transaction and transport layers are left out on UDP: per request
+// they started a goroutine for each response and each timer and ran a state machine, which at a
+// 20,000-client ramp cost the load process more than everything else the client does. TCP and
+// TLS still go through sipgo's user agent (stack.streams).
+
+const (
+	t1 = 500 * time.Millisecond // RFC 3261 T1: the first retransmission interval
+	t2 = 4 * time.Second        // RFC 3261 T2: the longest
+	// answerKeep is how long an answer to a request is kept for its retransmissions: Timer J
+	// (64*T1), after which the sender has given up.
+	answerKeep = 64 * t1
+	// udpReadSize bounds a datagram read (as sipgo's transport): larger ones are cut and fail
+	// to parse.
+	udpReadSize = 32 << 10
+)
+
+// udpParser parses every stack's datagrams (sipgo's parser is safe for concurrent use).
+var udpParser = sip.NewParser()
+
+// udpTx is a client transaction over UDP.
+type udpTx struct {
+	method sip.RequestMethod
+	data   []byte // the request as sent, for retransmissions
+	dst    netip.AddrPort
+	every  time.Duration // the next retransmission interval
+	timer  *time.Timer
+	done   chan udpAnswer // gets the final response, once
+}
+
+// udpAnswer is a transaction's outcome: the final response and when its datagram reached the
+// socket, or why there is none.
+type udpAnswer struct {
+	res *sip.Response
+	at  time.Time
+	err error
+}
+
+// transact sends req to dst as a client transaction and waits for its final response, bounded by
+// ctx. It adds the top Via (this socket, a new branch, rport).
+func (s *stack) transact(ctx context.Context, req *sip.Request, dst netip.AddrPort) (udpAnswer, error) {
+	branch := sip.GenerateBranchN(16)
+	via := &sip.ViaHeader{ProtocolName: "SIP", ProtocolVersion: "2.0", Transport: "UDP",
+		Host: s.local.Addr().String(), Port: int(s.local.Port()), Params: sip.NewParams()}
+	via.Params.Add("branch", branch)
+	via.Params.Add("rport", "")
+	req.PrependHeader(via)
+	var b bytes.Buffer
+	b.Grow(1024)
+	req.StringWrite(&b)
+	tx := &udpTx{method: req.Method, data: b.Bytes(), dst: dst, every: t1, done: make(chan udpAnswer, 1)}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return udpAnswer{}, ErrClosed
+	}
+	s.txs[branch] = tx
+	tx.timer = time.AfterFunc(t1, func() { s.retransmit(branch) })
+	s.mu.Unlock()
+	if _, err := s.udp.WriteToUDPAddrPort(tx.data, dst); err != nil {
+		s.endTx(branch)
+		return udpAnswer{}, err
+	}
+	select {
+	case a := <-tx.done:
+		return a, a.err
+	case <-ctx.Done():
+		s.endTx(branch)
+		return udpAnswer{}, ctx.Err()
+	}
+}
+
+// endTx forgets the transaction with branch and stops its retransmissions.
+func (s *stack) endTx(branch string) {
+	s.mu.Lock()
+	tx := s.txs[branch]
+	delete(s.txs, branch)
+	s.mu.Unlock()
+	if tx != nil {
+		tx.timer.Stop()
+	}
+}
+
+// retransmit sends the request of the transaction with branch again, if it still waits, and
+// doubles the interval up to T2 (RFC 3261 §17.1.2.2, Timer E).
+func (s *stack) retransmit(branch string) {
+	s.mu.Lock()
+	tx := s.txs[branch]
+	if tx == nil || s.closed {
+		s.mu.Unlock()
+		return
+	}
+	tx.every = min(2*tx.every, t2)
+	tx.timer.Reset(tx.every)
+	s.mu.Unlock()
+	_, _ = s.udp.WriteToUDPAddrPort(tx.data, tx.dst)
+}
+
+// serveUDP reads the socket until it is closed.
+func (s *stack) serveUDP() {
+	defer s.serving.Done()
+	buf := make([]byte, udpReadSize)
+	for {
+		n, from, at, err := s.read.read(buf)
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) || s.isClosed() {
+				return
+			}
+			s.logger.Debug("client socket read failed", "error", err)
+			continue
+		}
+		s.datagram(buf[:n], from, at)
+	}
+}
+
+func (s *stack) isClosed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
+}
+
+// datagram handles one datagram read at at: a STUN answer, a keep-alive, a response, or a
+// request.
+func (s *stack) datagram(data []byte, from netip.AddrPort, at time.Time) {
+	if stun.IsMessage(data) {
+		s.stunAnswer(data)
+		return
+	}
+	if len(bytes.Trim(data, "\r\n\x00")) == 0 {
+		return // a keep-alive
+	}
+	msg, err := udpParser.ParseSIP(data)
+	if err != nil {
+		s.logger.Debug("unparsable datagram", "from", from.String(), "error", err)
+		return
+	}
+	msg.SetTransport("UDP")
+	msg.SetSource(from.String())
+	switch m := msg.(type) {
+	case *sip.Response:
+		s.response(m, at)
+	case *sip.Request:
+		s.request(m, from, at)
+	}
+}
+
+// response hands a response to the transaction it answers. A provisional response slows the
+// retransmissions to T2; a response nobody waits for (a retransmission after the transaction
+// ended) is dropped.
+func (s *stack) response(res *sip.Response, at time.Time) {
+	via, cseq := res.Via(), res.CSeq()
+	if via == nil || cseq == nil {
+		return
+	}
+	branch, _ := via.Params.Get("branch")
+	s.mu.Lock()
+	tx := s.txs[branch]
+	if tx == nil || tx.method != cseq.MethodName {
+		s.mu.Unlock()
+		return
+	}
+	if res.IsProvisional() {
+		tx.every = t2
+		s.mu.Unlock()
+		return
+	}
+	delete(s.txs, branch)
+	s.mu.Unlock()
+	tx.timer.Stop()
+	tx.done <- udpAnswer{res: res, at: at}
+}
+
+// request answers a request from the registrar, or resends the answer to a retransmission of it.
+func (s *stack) request(req *sip.Request, from netip.AddrPort, at time.Time) {
+	if req.Method == sip.ACK {
+		return
+	}
+	key := requestKey(req)
+	s.mu.Lock()
+	data, seen := s.answered.get(key)
+	s.mu.Unlock()
+	if !seen {
+		if res := s.answer(req); res != nil {
+			data = []byte(res.String())
+		}
+		s.mu.Lock()
+		s.answered.put(key, data, at)
+		s.mu.Unlock()
+	}
+	if data != nil {
+		_, _ = s.udp.WriteToUDPAddrPort(data, from)
+	}
+}
+
+// requestKey tells a request's retransmissions from other requests (RFC 3261 §17.2.3, with the
+// Call-ID and CSeq added for requests without an RFC 3261 branch).
+func requestKey(req *sip.Request) string {
+	key := string(req.Method)
+	if via := req.Via(); via != nil {
+		branch, _ := via.Params.Get("branch")
+		key += " " + branch + " " + via.Host + ":" + strconv.Itoa(via.Port)
+	}
+	if id := req.CallID(); id != nil {
+		key += " " + id.Value()
+	}
+	if cseq := req.CSeq(); cseq != nil {
+		key += " " + strconv.FormatUint(uint64(cseq.SeqNo), 10)
+	}
+	return key
+}
+
+// stunAnswer runs what waits for the answer to a STUN Binding request.
+func (s *stack) stunAnswer(data []byte) {
+	m := &stun.Message{Raw: append([]byte(nil), data...)}
+	if m.Decode() != nil {
+		return
+	}
+	s.mu.Lock()
+	done := s.stun[m.TransactionID]
+	delete(s.stun, m.TransactionID)
+	s.mu.Unlock()
+	if done != nil {
+		done()
+	}
+}
+
+// answers keeps the answers to requests by requestKey for their retransmissions (nil data: the
+// request is not answered, as a BENOTIFY); entries older than answerKeep are swept as it grows.
+type answers struct {
+	m       map[string]answer
+	sweepAt int
+}
+
+type answer struct {
+	data []byte
+	at   time.Time
+}
+
+func (a *answers) put(key string, data []byte, at time.Time) {
+	if a.m == nil {
+		a.m, a.sweepAt = map[string]answer{}, 64
+	}
+	a.m[key] = answer{data, at}
+	if len(a.m) < a.sweepAt {
+		return
+	}
+	for k, old := range a.m {
+		if at.Sub(old.at) > answerKeep {
+			delete(a.m, k)
+		}
+	}
+	a.sweepAt = max(64, 2*len(a.m))
+}
+
+func (a *answers) get(key string) ([]byte, bool) {
+	x, ok := a.m[key]
+	return x.data, ok
+}
