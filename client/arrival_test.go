@@ -1,7 +1,6 @@
 package client
 
 import (
-	"context"
 	"errors"
 	"log/slog"
 	"net"
@@ -47,11 +46,8 @@ func TestCloseEndsTransactions(t *testing.T) {
 	}
 	defer silent.Close()
 	done := make(chan error, 1)
-	go func() {
-		req := sip.NewRequest(sip.OPTIONS, sip.Uri{Scheme: "sip", Host: "contoso.com"})
-		_, err := st.transact(context.Background(), req, silent.LocalAddr().(*net.UDPAddr).AddrPort())
-		done <- err
-	}()
+	req := sip.NewRequest(sip.OPTIONS, sip.Uri{Scheme: "sip", Host: "contoso.com"})
+	st.transact(req, silent.LocalAddr().(*net.UDPAddr).AddrPort(), time.Minute, func(a udpAnswer) { done <- a.err })
 	// The request reaching the peer means the transaction is under way.
 	if _, _, err := silent.ReadFromUDPAddrPort(make([]byte, 2048)); err != nil {
 		t.Fatal(err)

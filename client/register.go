@@ -16,131 +16,218 @@ import (
 	"github.com/fepool/fepool/registrar/sipauth"
 )
 
-// signIn tries the targets in order, following redirects, until one registers the client.
+// A sign-in or a refresh is a chain of callbacks, not a goroutine waiting for each answer: over
+// UDP the next step runs on the socket's read goroutine as the response arrives. A ramp of
+// 20,000 clients otherwise held a goroutine per registration in flight, and paid for their
+// stacks and their scanning by the collector.
+
+// signInRun is one sign-in: the targets in order, following redirects, until one registers the
+// client.
+type signInRun struct {
+	c       *Client
+	gen     uint64
+	targets []Server
+	i       int // the target tried now
+	attempt int
+	hops    int
+	visited map[Server]bool
+	reason  string
+	last    Server
+}
+
+// signIn starts a sign-in.
 func (c *Client) signIn(gen uint64, fresh bool) {
 	c.mu.Lock()
 	if fresh || c.callID == "" {
 		c.callID = sip.GenerateTagN(16) + "@" + c.cfg.LocalIP.String()
 	}
-	targets := c.targetsLocked()
+	r := &signInRun{c: c, gen: gen, targets: c.targetsLocked(), visited: map[Server]bool{}, reason: "no server answered"}
 	c.signingIn = true
+	c.inflight.Add(1)
 	c.mu.Unlock()
-	defer func() {
-		c.mu.Lock()
-		c.signingIn = false
-		c.mu.Unlock()
-	}()
+	r.next()
+}
 
-	attempt, hops := 0, 0
-	visited := map[Server]bool{}
-	reason, last := "no server answered", Server{}
-	for i := 0; i < len(targets); i++ {
-		t := targets[i]
-		if visited[t] {
+// finish ends the sign-in.
+func (r *signInRun) finish() {
+	r.c.mu.Lock()
+	r.c.signingIn = false
+	r.c.mu.Unlock()
+	r.c.inflight.Done()
+}
+
+// next tries the first target not tried yet, or records the failed sign-in.
+func (r *signInRun) next() {
+	for ; r.i < len(r.targets); r.i++ {
+		t := r.targets[r.i]
+		if r.visited[t] {
 			continue
 		}
-		visited[t] = true
-		res, at, err := c.exchange(gen, t, &attempt, false)
-		if !c.current(gen) {
+		r.visited[t] = true
+		r.c.exchange(r.gen, t, &r.attempt, false, func(res *sip.Response, at time.Time, err error) { r.answered(t, res, at, err) })
+		return
+	}
+	r.c.lost(r.gen, r.last, r.reason, 0, false)
+	r.finish()
+}
+
+// answered decides on target t's final answer: registered, redirected, refused, or on to the
+// next target.
+func (r *signInRun) answered(t Server, res *sip.Response, at time.Time, err error) {
+	c, gen := r.c, r.gen
+	if !c.current(gen) {
+		r.finish()
+		return
+	}
+	r.last = t
+	if err != nil {
+		r.reason = err.Error()
+		if errors.Is(err, errRefused) {
+			c.lost(gen, t, r.reason, 0, true)
+			r.finish()
 			return
 		}
-		last = t
-		if err != nil {
-			reason = err.Error()
-			if errors.Is(err, errRefused) {
-				c.lost(gen, t, reason, 0, true)
-				return
-			}
-			continue
-		}
-		switch code := res.StatusCode; {
-		case code >= 200 && code < 300:
-			c.registered(gen, t, res, at, false)
+		r.i++
+		r.next()
+		return
+	}
+	switch code := res.StatusCode; {
+	case code >= 200 && code < 300:
+		c.registered(gen, t, res, at, false)
+		r.finish()
+		return
+	case code >= 300 && code < 400:
+		r.hops++
+		next, err := c.redirect(t, res)
+		switch {
+		case err != nil:
+			r.reason = err.Error()
+		case r.hops > c.cfg.MaxRedirects:
+			r.reason = fmt.Sprintf("more than %d redirects", c.cfg.MaxRedirects)
+			r.i = len(r.targets)
+			r.next()
 			return
-		case code >= 300 && code < 400:
-			hops++
-			next, err := c.redirect(t, res)
-			if err != nil {
-				reason = err.Error()
-				continue
-			}
-			if hops > c.cfg.MaxRedirects {
-				reason = fmt.Sprintf("more than %d redirects", c.cfg.MaxRedirects)
-				i = len(targets)
-				continue
-			}
+		default:
 			var unvisited []Server
 			for _, n := range next {
-				if !visited[n] {
+				if !r.visited[n] {
 					unvisited = append(unvisited, n)
 				}
 			}
 			if len(unvisited) == 0 {
-				reason = "redirect loop: every Contact was tried already"
-				continue
+				r.reason = "redirect loop: every Contact was tried already"
+			} else {
+				r.targets = slices.Insert(r.targets, r.i+1, unvisited...)
 			}
-			targets = slices.Insert(targets, i+1, unvisited...)
-		case code == 503:
-			c.lost(gen, t, "503 "+res.Reason+diag(res), retryAfter(res), false)
-			return
-		case code == 403 || code == 404:
-			c.lost(gen, t, fmt.Sprintf("%d %s%s", code, res.Reason, diag(res)), 0, true)
-			return
-		default:
-			reason = fmt.Sprintf("%d %s%s", code, res.Reason, diag(res))
 		}
+	case code == 503:
+		c.lost(gen, t, "503 "+res.Reason+diag(res), retryAfter(res), false)
+		r.finish()
+		return
+	case code == 403 || code == 404:
+		c.lost(gen, t, fmt.Sprintf("%d %s%s", code, res.Reason, diag(res)), 0, true)
+		r.finish()
+		return
+	default:
+		r.reason = fmt.Sprintf("%d %s%s", code, res.Reason, diag(res))
 	}
-	c.lost(gen, last, reason, 0, false)
+	r.i++
+	r.next()
 }
 
 var errRefused = errors.New("refused")
 
+// exchangeRun is one REGISTER to a server, answering up to two digest challenges and one 423.
+type exchangeRun struct {
+	c          *Client
+	gen        uint64
+	t          Server
+	attempt    *int // of the whole sign-in
+	refresh    bool
+	expires    time.Duration
+	tries      int
+	challenges int
+	sent       time.Time
+	done       func(*sip.Response, time.Time, error)
+}
+
 // exchange sends one REGISTER to t (a refresh when refresh is set), answering up to two digest
-// challenges and one 423, and returns the final response that needs a decision and when it
-// arrived.
-func (c *Client) exchange(gen uint64, t Server, attempt *int, refresh bool) (*sip.Response, time.Time, error) {
+// challenges and one 423, and calls done with the final response that needs a decision and when
+// it arrived, or the error.
+func (c *Client) exchange(gen uint64, t Server, attempt *int, refresh bool, done func(*sip.Response, time.Time, error)) {
 	c.mu.Lock()
 	expires := c.cfg.Expires
 	c.mu.Unlock()
-	challenges := 0
-	for tries := 0; tries < 4; tries++ {
-		if !c.current(gen) {
-			return nil, time.Time{}, ErrClosed
-		}
-		req, err := c.request(t, expires)
-		if err != nil {
-			return nil, time.Time{}, err
-		}
-		*attempt++
-		sent := c.clock.Now()
-		c.emit(Event{Kind: AttemptSent, Time: sent, Server: t, Attempt: *attempt, Refresh: refresh})
-		res, got, err := c.sendCtx(context.Background(), t, req)
-		if err != nil {
-			return nil, time.Time{}, err
-		}
-		c.emit(Event{Kind: Response, Time: got, Server: t, Attempt: *attempt, Refresh: refresh, Code: res.StatusCode, RTT: got.Sub(sent)})
-		switch res.StatusCode {
-		case 401, 407:
-			challenges++
-			stale, err := c.challenged(t, res)
-			c.emit(Event{Kind: Challenged, Server: t, Attempt: *attempt, Stale: stale})
-			if err != nil {
-				return nil, time.Time{}, fmt.Errorf("%w: %v", errRefused, err)
-			}
-			if challenges > 1 && !stale {
-				return nil, time.Time{}, fmt.Errorf("%w: %d %s: credentials rejected%s", errRefused, res.StatusCode, res.Reason, diag(res))
-			}
-		case 423:
-			min, err := strconv.Atoi(headerValue(res, "Min-Expires"))
-			if err != nil || time.Duration(min)*time.Second <= expires {
-				return res, got, nil
-			}
-			expires = time.Duration(min) * time.Second
-		default:
-			return res, got, nil
-		}
+	x := &exchangeRun{c: c, gen: gen, t: t, attempt: attempt, refresh: refresh, expires: expires, done: done}
+	x.send()
+}
+
+// send sends the next REGISTER of the exchange. Opening a TCP or TLS flow blocks, so that is
+// done on a worker, never on a socket's read goroutine.
+func (x *exchangeRun) send() {
+	if x.t.Transport != UDP {
+		background.run(x.sendNow)
+		return
 	}
-	return nil, time.Time{}, fmt.Errorf("%s kept challenging", t)
+	x.sendNow()
+}
+
+func (x *exchangeRun) sendNow() {
+	c := x.c
+	if x.tries == 4 {
+		x.done(nil, time.Time{}, fmt.Errorf("%s kept challenging", x.t))
+		return
+	}
+	x.tries++
+	if !c.current(x.gen) {
+		x.done(nil, time.Time{}, ErrClosed)
+		return
+	}
+	req, err := c.request(x.t, x.expires)
+	if err != nil {
+		x.done(nil, time.Time{}, err)
+		return
+	}
+	*x.attempt++
+	x.sent = c.clock.Now()
+	c.emit(Event{Kind: AttemptSent, Time: x.sent, Server: x.t, Attempt: *x.attempt, Refresh: x.refresh})
+	c.sendAsync(x.t, req, x.answered)
+}
+
+// answered takes a final response: a challenge or a 423 sends again, anything else ends the
+// exchange.
+func (x *exchangeRun) answered(res *sip.Response, got time.Time, err error) {
+	c, t := x.c, x.t
+	if err != nil {
+		x.done(nil, time.Time{}, err)
+		return
+	}
+	c.emit(Event{Kind: Response, Time: got, Server: t, Attempt: *x.attempt, Refresh: x.refresh, Code: res.StatusCode, RTT: got.Sub(x.sent)})
+	switch res.StatusCode {
+	case 401, 407:
+		x.challenges++
+		stale, err := c.challenged(t, res)
+		c.emit(Event{Kind: Challenged, Server: t, Attempt: *x.attempt, Stale: stale})
+		if err != nil {
+			x.done(nil, time.Time{}, fmt.Errorf("%w: %v", errRefused, err))
+			return
+		}
+		if x.challenges > 1 && !stale {
+			x.done(nil, time.Time{}, fmt.Errorf("%w: %d %s: credentials rejected%s", errRefused, res.StatusCode, res.Reason, diag(res)))
+			return
+		}
+	case 423:
+		min, err := strconv.Atoi(headerValue(res, "Min-Expires"))
+		if err != nil || time.Duration(min)*time.Second <= x.expires {
+			x.done(res, got, nil)
+			return
+		}
+		x.expires = time.Duration(min) * time.Second
+	default:
+		x.done(res, got, nil)
+		return
+	}
+	x.send()
 }
 
 // request builds a REGISTER to t, with credentials when the client holds a challenge of t.
@@ -203,41 +290,54 @@ func (c *Client) authorizeLocked(t Server, req *sip.Request) {
 	if a.proxy {
 		name = "Proxy-Authorization"
 	}
-	req.AppendHeader(sip.NewHeader(name, cred.String()))
+	req.AppendHeader(sip.NewHeader(name, sipauth.FormatCredentials(cred)))
 }
 
-// send runs one client transaction and returns its final response.
-func (c *Client) send(t Server, req *sip.Request) (*sip.Response, error) {
-	res, _, err := c.sendCtx(context.Background(), t, req)
-	return res, err
-}
-
-// sendCtx is send bounded by ctx as well as the request timeout; it also says when the final
-// response arrived: the kernel's stamp of its datagram over UDP (see arrival.go), else when the
-// client got it. An injected clock is always asked instead: tests run on its time.
-func (c *Client) sendCtx(ctx context.Context, t Server, req *sip.Request) (*sip.Response, time.Time, error) {
-	ctx, cancel := context.WithTimeout(ctx, c.cfg.RequestTimeout)
-	defer cancel()
-	var res *sip.Response
-	var at time.Time
-	var err error
+// sendAsync runs one client transaction to t and calls done with its final response and when
+// it arrived, or the error. The arrival is the kernel's stamp of the response's datagram over
+// UDP (see arrival.go), else when the client got it; an injected clock is always asked instead:
+// tests run on its time. Over UDP done runs on the socket's read goroutine or a timer's.
+func (c *Client) sendAsync(t Server, req *sip.Request, done func(*sip.Response, time.Time, error)) {
+	finish := func(res *sip.Response, at time.Time, err error) {
+		switch {
+		case errors.Is(err, errNoAnswer):
+			err = fmt.Errorf("%s: no answer within %s", t, c.cfg.RequestTimeout)
+		case err != nil:
+			err = fmt.Errorf("%s: %w", t, err)
+		case at.IsZero() || c.injectedClock:
+			at = c.clock.Now()
+		}
+		done(res, at, err)
+	}
 	if t.Transport == UDP {
-		var a udpAnswer
-		a, err = c.st.transact(ctx, req, t.Addr)
-		res, at = a.res, a.at
-	} else {
-		res, err = c.st.transactStream(ctx, req)
+		c.st.transact(req, t.Addr, c.cfg.RequestTimeout, func(a udpAnswer) { finish(a.res, a.at, a.err) })
+		return
 	}
-	switch {
-	case errors.Is(err, context.DeadlineExceeded):
-		return nil, time.Time{}, fmt.Errorf("%s: no answer within %s", t, c.cfg.RequestTimeout)
-	case err != nil:
-		return nil, time.Time{}, fmt.Errorf("%s: %w", t, err)
+	background.run(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), c.cfg.RequestTimeout)
+		defer cancel()
+		res, err := c.st.transactStream(ctx, req)
+		if errors.Is(err, context.DeadlineExceeded) {
+			err = errNoAnswer
+		}
+		finish(res, time.Time{}, err)
+	})
+}
+
+// send is sendAsync waited for, bounded by ctx as well.
+func (c *Client) send(ctx context.Context, t Server, req *sip.Request) (*sip.Response, error) {
+	type result struct {
+		res *sip.Response
+		err error
 	}
-	if at.IsZero() || c.injectedClock {
-		at = c.clock.Now()
+	ch := make(chan result, 1)
+	c.sendAsync(t, req, func(res *sip.Response, _ time.Time, err error) { ch <- result{res, err} })
+	select {
+	case r := <-ch:
+		return r.res, r.err
+	case <-ctx.Done():
+		return nil, fmt.Errorf("%s: %w", t, ctx.Err())
 	}
-	return res, at, nil
 }
 
 // challenged takes the challenge of a 401/407 (preferring SHA-256) for the next request.
@@ -385,9 +485,17 @@ func (c *Client) registered(gen uint64, t Server, res *sip.Response, at time.Tim
 func (c *Client) refresh(gen uint64) {
 	c.mu.Lock()
 	t := c.registrar
+	c.inflight.Add(1)
 	c.mu.Unlock()
 	attempt := 0
-	res, at, err := c.exchange(gen, t, &attempt, true)
+	c.exchange(gen, t, &attempt, true, func(res *sip.Response, at time.Time, err error) {
+		defer c.inflight.Done()
+		c.refreshed(gen, t, res, at, err)
+	})
+}
+
+// refreshed decides on the final answer to a refresh.
+func (c *Client) refreshed(gen uint64, t Server, res *sip.Response, at time.Time, err error) {
 	if !c.current(gen) {
 		return
 	}
@@ -415,34 +523,25 @@ func (c *Client) refresh(gen uint64) {
 	}
 }
 
-// unregister removes the binding (Expires: 0).
+// unregister removes the binding (Expires: 0), bounded by ctx.
 func (c *Client) unregister(ctx context.Context, t Server) error {
 	req, err := c.request(t, 0)
 	if err != nil {
 		return err
 	}
-	done := make(chan error, 1)
-	go func() {
-		res, err := c.send(t, req)
-		if err == nil && (res.StatusCode == 401 || res.StatusCode == 407) {
-			if _, err = c.challenged(t, res); err == nil {
-				var again *sip.Request
-				if again, err = c.request(t, 0); err == nil {
-					res, err = c.send(t, again)
-				}
+	res, err := c.send(ctx, t, req)
+	if err == nil && (res.StatusCode == 401 || res.StatusCode == 407) {
+		if _, err = c.challenged(t, res); err == nil {
+			var again *sip.Request
+			if again, err = c.request(t, 0); err == nil {
+				res, err = c.send(ctx, t, again)
 			}
 		}
-		if err == nil && res.StatusCode >= 300 {
-			err = fmt.Errorf("un-REGISTER answered %d %s", res.StatusCode, res.Reason)
-		}
-		done <- err
-	}()
-	select {
-	case err := <-done:
-		return err
-	case <-ctx.Done():
-		return ctx.Err()
 	}
+	if err == nil && res.StatusCode >= 300 {
+		err = fmt.Errorf("un-REGISTER answered %d %s", res.StatusCode, res.Reason)
+	}
+	return err
 }
 
 // armKeepAliveLocked starts the keep-alive and flow-check timer for registrar t.

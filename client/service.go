@@ -87,7 +87,7 @@ func (c *Client) service(ctx context.Context, op string) error {
 			return err
 		}
 		req := c.serviceRequest(t, callID, cseq, body)
-		res, _, err := c.sendCtx(ctx, t, req)
+		res, err := c.send(ctx, t, req)
 		if err != nil {
 			return err
 		}
@@ -136,8 +136,5 @@ func (c *Client) serviceRequest(t Server, callID string, cseq uint32, body strin
 	req.SetBody([]byte(body))
 	req.SetTransport(strings.ToUpper(t.Transport))
 	req.SetDestination(t.Addr.String())
-	if t.Transport == UDP {
-		req.Laddr = sip.Addr{IP: c.st.local.Addr().AsSlice(), Port: int(c.st.local.Port())}
-	}
 	return req
 }

@@ -166,7 +166,7 @@ func (s *stack) close() {
 	s.mu.Unlock()
 	for _, tx := range txs {
 		tx.timer.Stop()
-		tx.done <- udpAnswer{err: ErrClosed}
+		tx.done(udpAnswer{err: ErrClosed})
 	}
 	s.udp.Close()
 	s.serving.Wait()

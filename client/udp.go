@@ -2,7 +2,6 @@ package client
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"net"
 	"net/netip"
@@ -40,12 +39,13 @@ var udpParser = sip.NewParser()
 
 // udpTx is a client transaction over UDP.
 type udpTx struct {
-	method sip.RequestMethod
-	data   []byte // the request as sent, for retransmissions
-	dst    netip.AddrPort
-	every  time.Duration // the next retransmission interval
-	timer  *time.Timer
-	done   chan udpAnswer // gets the final response, once
+	method   sip.RequestMethod
+	data     []byte // the request as sent, for retransmissions
+	dst      netip.AddrPort
+	every    time.Duration // the next retransmission interval
+	deadline time.Time     // the request timeout
+	timer    *time.Timer   // the next retransmission, or the deadline
+	done     func(udpAnswer)
 }
 
 // udpAnswer is a transaction's outcome: the final response and when its datagram reached the
@@ -56,9 +56,14 @@ type udpAnswer struct {
 	err error
 }
 
-// transact sends req to dst as a client transaction and waits for its final response, bounded by
-// ctx. It adds the top Via (this socket, a new branch, rport).
-func (s *stack) transact(ctx context.Context, req *sip.Request, dst netip.AddrPort) (udpAnswer, error) {
+// errNoAnswer ends a transaction that got no final response before its deadline.
+var errNoAnswer = errors.New("no answer")
+
+// transact sends req to dst as a client transaction and calls done once with its final response,
+// or with errNoAnswer after timeout, or the error that ended it. It adds the top Via (this
+// socket, a new branch, rport). done runs on the socket's read goroutine or a timer's: it must
+// not block.
+func (s *stack) transact(req *sip.Request, dst netip.AddrPort, timeout time.Duration, done func(udpAnswer)) {
 	branch := sip.GenerateBranchN(16)
 	via := &sip.ViaHeader{ProtocolName: "SIP", ProtocolVersion: "2.0", Transport: "UDP",
 		Host: s.local.Addr().String(), Port: int(s.local.Port()), Params: sip.NewParams()}
@@ -66,32 +71,27 @@ func (s *stack) transact(ctx context.Context, req *sip.Request, dst netip.AddrPo
 	via.Params.Add("rport", "")
 	req.PrependHeader(via)
 	var b bytes.Buffer
-	b.Grow(1024)
+	b.Grow(1536) // a REGISTER with credentials fits
 	req.StringWrite(&b)
-	tx := &udpTx{method: req.Method, data: b.Bytes(), dst: dst, every: t1, done: make(chan udpAnswer, 1)}
+	tx := &udpTx{method: req.Method, data: b.Bytes(), dst: dst, every: t1, deadline: time.Now().Add(timeout), done: done}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
-		return udpAnswer{}, ErrClosed
+		done(udpAnswer{err: ErrClosed})
+		return
 	}
 	s.txs[branch] = tx
-	tx.timer = time.AfterFunc(t1, func() { s.retransmit(branch) })
+	tx.timer = time.AfterFunc(min(t1, timeout), func() { s.tick(branch) })
 	s.mu.Unlock()
 	if _, err := s.udp.WriteToUDPAddrPort(tx.data, dst); err != nil {
-		s.endTx(branch)
-		return udpAnswer{}, err
-	}
-	select {
-	case a := <-tx.done:
-		return a, a.err
-	case <-ctx.Done():
-		s.endTx(branch)
-		return udpAnswer{}, ctx.Err()
+		if s.takeTx(branch) != nil {
+			done(udpAnswer{err: err})
+		}
 	}
 }
 
-// endTx forgets the transaction with branch and stops its retransmissions.
-func (s *stack) endTx(branch string) {
+// takeTx removes the transaction with branch (nil when it already ended) and stops its timer.
+func (s *stack) takeTx(branch string) *udpTx {
 	s.mu.Lock()
 	tx := s.txs[branch]
 	delete(s.txs, branch)
@@ -99,19 +99,27 @@ func (s *stack) endTx(branch string) {
 	if tx != nil {
 		tx.timer.Stop()
 	}
+	return tx
 }
 
-// retransmit sends the request of the transaction with branch again, if it still waits, and
-// doubles the interval up to T2 (RFC 3261 §17.1.2.2, Timer E).
-func (s *stack) retransmit(branch string) {
+// tick ends the transaction with branch at its deadline, else sends its request again and
+// doubles the interval up to T2 (RFC 3261 §17.1.2.2, Timers E and F).
+func (s *stack) tick(branch string) {
 	s.mu.Lock()
 	tx := s.txs[branch]
-	if tx == nil || s.closed {
+	if tx == nil {
 		s.mu.Unlock()
 		return
 	}
+	left := time.Until(tx.deadline)
+	if left <= 0 {
+		delete(s.txs, branch)
+		s.mu.Unlock()
+		tx.done(udpAnswer{err: errNoAnswer})
+		return
+	}
 	tx.every = min(2*tx.every, t2)
-	tx.timer.Reset(tx.every)
+	tx.timer.Reset(min(tx.every, left))
 	s.mu.Unlock()
 	_, _ = s.udp.WriteToUDPAddrPort(tx.data, tx.dst)
 }
@@ -187,7 +195,7 @@ func (s *stack) response(res *sip.Response, at time.Time) {
 	delete(s.txs, branch)
 	s.mu.Unlock()
 	tx.timer.Stop()
-	tx.done <- udpAnswer{res: res, at: at}
+	tx.done(udpAnswer{res: res, at: at})
 }
 
 // request answers a request from the registrar, or resends the answer to a retransmission of it.
