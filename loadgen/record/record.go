@@ -214,10 +214,15 @@ func (w *Writer) put(v any) error {
 	if err := w.enc.Encode(v); err != nil {
 		return err
 	}
+	w.sendFull()
+	return nil
+}
+
+// sendFull sends the chunk once it is full.
+func (w *Writer) sendFull() {
 	if w.chunk.Len() >= chunkSize {
 		w.send(false)
 	}
-	return nil
 }
 
 // send queues the current chunk (counting a stall when the queue is full) and starts another.
@@ -239,7 +244,15 @@ func (w *Writer) Stalls() int { return w.stalls }
 func (w *Writer) Step(s Step) error { s.Kind = KindStep; return w.put(s) }
 
 // Event records a client event.
-func (w *Writer) Event(e Event) error { e.Kind = KindEvent; return w.put(e) }
+func (w *Writer) Event(e Event) error {
+	if err := w.failed(); err != nil {
+		return err
+	}
+	e.Kind = KindEvent
+	w.chunk.Write(appendEvent(w.chunk.AvailableBuffer(), &e))
+	w.sendFull()
+	return nil
+}
 
 // Flush has what was recorded so far pushed to the file (a reader then sees a valid prefix).
 // It does not wait for it.

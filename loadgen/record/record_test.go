@@ -2,6 +2,7 @@ package record
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"testing"
 	"time"
@@ -81,4 +82,20 @@ func TestWriterReportsWriteErrors(t *testing.T) {
 	if err := w.Close(End{Reason: "x"}); err == nil || err.Error() != "disk full" {
 		t.Fatalf("Close: %v, want disk full", err)
 	}
+}
+
+// FuzzAppendEvent: the event encoder writes what json.Encoder writes.
+func FuzzAppendEvent(f *testing.F) {
+	f.Add(int64(12), int64(0), 3, "response", 200, int64(1500), "", "127.0.1.1:5060;transport=udp", false, false, "")
+	f.Add(int64(-1), int64(7), 0, "lost", 0, int64(0), "resiliency", "", true, true, "503 \"Service\" <Unavailable> & \x01 \xff é \u2028")
+	f.Fuzz(func(t *testing.T, tm, lag int64, c int, e string, code int, rtt int64, mode, srv string, refresh, final bool, reason string) {
+		ev := Event{Kind: KindEvent, T: tm, Lag: lag, C: c, E: e, Code: code, RTT: rtt, Mode: mode, Server: srv, Refresh: refresh, Final: final, Reason: reason}
+		var want bytes.Buffer
+		if err := json.NewEncoder(&want).Encode(ev); err != nil {
+			t.Fatal(err)
+		}
+		if got := appendEvent(nil, &ev); string(got) != want.String() {
+			t.Fatalf("appendEvent\n got %s\nwant %s", got, want.String())
+		}
+	})
 }
