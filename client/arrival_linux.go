@@ -2,6 +2,7 @@ package client
 
 import (
 	"net"
+	"net/netip"
 	"time"
 	"unsafe"
 
@@ -33,4 +34,34 @@ func kernelStamp(oob []byte) time.Time {
 		oob = rest
 	}
 	return time.Time{}
+}
+
+// tryRead reads a datagram if one is waiting, without blocking (ok false: none is).
+func (c *stampedConn) tryRead(b []byte) (n int, from netip.AddrPort, at time.Time, ok bool, err error) {
+	var oobn int
+	var sa unix.Sockaddr
+	var rerr error
+	err = c.rc.Read(func(fd uintptr) bool {
+		n, oobn, _, sa, rerr = unix.Recvmsg(int(fd), b, c.oob, unix.MSG_DONTWAIT)
+		return true
+	})
+	if err == nil {
+		err = rerr
+	}
+	if err == unix.EAGAIN || err == unix.EINTR {
+		return 0, from, at, false, nil
+	}
+	if err != nil {
+		return 0, from, at, false, err
+	}
+	if sa4, ok := sa.(*unix.SockaddrInet4); ok {
+		from = netip.AddrPortFrom(netip.AddrFrom4(sa4.Addr), uint16(sa4.Port))
+	} else if sa6, ok := sa.(*unix.SockaddrInet6); ok {
+		from = netip.AddrPortFrom(netip.AddrFrom16(sa6.Addr).Unmap(), uint16(sa6.Port))
+	}
+	at = kernelStamp(c.oob[:oobn])
+	if at.IsZero() {
+		at = time.Now()
+	}
+	return n, from, at, true, nil
 }

@@ -5,7 +5,6 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"runtime"
 	"testing"
 	"time"
 
@@ -63,45 +62,17 @@ func TestCloseEndsTransactions(t *testing.T) {
 	}
 }
 
-// TestStampedConnReadsKernelTime: a datagram's arrival is stamped when it reached the socket,
-// not when it was read. (Linux turns arrival stamping on a moment after the first socket asks
-// for it, reading stamps meanwhile: a few tries allow for that.)
-func TestStampedConnReadsKernelTime(t *testing.T) {
-	udp, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.MustParseAddrPort("127.0.0.1:0")))
-	if err != nil {
-		t.Fatal(err)
+// TestOnGrid: keep-alive delays are lengthened by less than the grid to end on it.
+func TestOnGrid(t *testing.T) {
+	now := time.Unix(1700000000, 123456789)
+	for _, d := range []time.Duration{30 * time.Second, time.Millisecond, 0, 10*time.Second + 876543211} {
+		got := onGrid(now, d)
+		if got < d || got-d >= keepAliveGrid || now.Add(got).UnixNano()%int64(keepAliveGrid) != 0 {
+			t.Errorf("onGrid(%s) = %s", d, got)
+		}
 	}
-	defer udp.Close()
-	c := newStampedConn(udp)
-	out, err := net.DialUDP("udp", nil, udp.LocalAddr().(*net.UDPAddr))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer out.Close()
-	buf := make([]byte, 1500)
-	for try := 0; ; try++ {
-		before := time.Now()
-		if _, err := out.Write([]byte("SIP/2.0 200 OK\r\n\r\n")); err != nil {
-			t.Fatal(err)
-		}
-		sent := time.Now()
-		// The datagram waits in the socket before it is read, as when the load process is
-		// busy (real time: the kernel's clock cannot be injected).
-		for time.Since(sent) < 20*time.Millisecond {
-			runtime.Gosched()
-		}
-		n, from, at, err := c.read(buf)
-		if err != nil || n == 0 || from != out.LocalAddr().(*net.UDPAddr).AddrPort() {
-			t.Fatalf("read %d from %v: %v", n, from, err)
-		}
-		if at.Before(before.Add(-time.Millisecond)) || at.After(time.Now()) {
-			t.Fatalf("arrival %v outside the exchange (%v .. now)", at, before)
-		}
-		if runtime.GOOS != "linux" || !at.After(sent.Add(10*time.Millisecond)) {
-			return
-		}
-		if try == 10 {
-			t.Fatalf("arrival %v is the read's time, not the kernel's (sent %v)", at, sent)
-		}
+	on := time.Unix(1700000000, 0)
+	if got := onGrid(on, time.Second); got != time.Second {
+		t.Errorf("already on the grid: %s, want 1s", got)
 	}
 }

@@ -554,7 +554,23 @@ func (c *Client) armKeepAliveLocked(t Server) {
 		return
 	}
 	c.pingAt = c.clock.Now()
+	if !c.injectedClock {
+		every = onGrid(c.pingAt, every)
+	}
 	c.ka = c.afterLocked(every, func(gen uint64) { c.keepAlive(gen, t) })
+}
+
+// keepAliveGrid: keep-alives fire on this grid of the wall clock. A population's keep-alives
+// then wake the process a few times a second in batches, not hundreds of times one by one (an
+// idle 20,000-client population spent most of its CPU waking up).
+const keepAliveGrid = 100 * time.Millisecond
+
+// onGrid lengthens d (by less than keepAliveGrid) so that now+d falls on the grid.
+func onGrid(now time.Time, d time.Duration) time.Duration {
+	if rem := now.Add(d).UnixNano() % int64(keepAliveGrid); rem != 0 {
+		d += keepAliveGrid - time.Duration(rem)
+	}
+	return d
 }
 
 // keepAlive checks the flow and sends the keep-alive that is due.

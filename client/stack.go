@@ -25,6 +25,8 @@ import (
 type stack struct {
 	udp     *net.UDPConn
 	read    *stampedConn // udp, read with arrival stamps
+	rd      sockReader   // who reads it (poll_*.go)
+	reading sync.Mutex   // held while the socket's datagrams are handled
 	local   netip.AddrPort
 	tlsConf *tls.Config
 	logger  *slog.Logger
@@ -52,12 +54,19 @@ func newStack(ip netip.Addr, tlsConf *tls.Config, logger *slog.Logger) (*stack, 
 	if err != nil {
 		return nil, fmt.Errorf("client socket: %w", err)
 	}
+	read, err := newStampedConn(udp)
+	if err != nil {
+		udp.Close()
+		return nil, fmt.Errorf("client socket: %w", err)
+	}
 	s := &stack{
-		udp: udp, read: newStampedConn(udp), local: udp.LocalAddr().(*net.UDPAddr).AddrPort(), tlsConf: tlsConf, logger: logger,
+		udp: udp, read: read, local: udp.LocalAddr().(*net.UDPAddr).AddrPort(), tlsConf: tlsConf, logger: logger,
 		clients: map[string]*Client{}, stun: map[[stun.TransactionIDSize]byte]func(){}, txs: map[string]*udpTx{}, pongs: map[string]time.Time{},
 	}
-	s.serving.Add(1)
-	go s.serveUDP()
+	if err := s.startReading(); err != nil {
+		udp.Close()
+		return nil, fmt.Errorf("client socket: %w", err)
+	}
 	return s, nil
 }
 
@@ -168,6 +177,7 @@ func (s *stack) close() {
 		tx.timer.Stop()
 		tx.done(udpAnswer{err: ErrClosed})
 	}
+	s.stopReading()
 	s.udp.Close()
 	s.serving.Wait()
 	if st != nil {

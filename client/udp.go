@@ -3,7 +3,6 @@ package client
 import (
 	"bytes"
 	"errors"
-	"net"
 	"net/netip"
 	"strconv"
 	"time"
@@ -122,29 +121,6 @@ func (s *stack) tick(branch string) {
 	tx.timer.Reset(min(tx.every, left))
 	s.mu.Unlock()
 	_, _ = s.udp.WriteToUDPAddrPort(tx.data, tx.dst)
-}
-
-// serveUDP reads the socket until it is closed.
-func (s *stack) serveUDP() {
-	defer s.serving.Done()
-	buf := make([]byte, udpReadSize)
-	for {
-		n, from, at, err := s.read.read(buf)
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) || s.isClosed() {
-				return
-			}
-			s.logger.Debug("client socket read failed", "error", err)
-			continue
-		}
-		s.datagram(buf[:n], from, at)
-	}
-}
-
-func (s *stack) isClosed() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.closed
 }
 
 // datagram handles one datagram read at at: a STUN answer, a keep-alive, a response, or a
