@@ -127,11 +127,39 @@ func (p *poller) run() {
 	}
 }
 
+// readBuffers are for reads outside the pollers' goroutines (readPending): a few kept for good
+// (a sync.Pool, emptied by every collection, had a busy process allocate one per timer).
+var readBuffers = make(chan []byte, 8)
+
+// readPending handles the datagrams waiting on the stack's socket now, unless someone is at it
+// already.
+func (s *stack) readPending() {
+	if s.rd.p == nil || !s.reading.TryLock() {
+		return
+	}
+	defer s.reading.Unlock()
+	var b []byte
+	select {
+	case b = <-readBuffers:
+	default:
+		b = make([]byte, udpReadSize)
+	}
+	s.drainLocked(b)
+	select {
+	case readBuffers <- b:
+	default:
+	}
+}
+
 // drain reads the datagrams waiting on the stack's socket (up to a bound, for fairness: the
 // poller comes back for the rest).
 func (s *stack) drain(buf []byte) {
 	s.reading.Lock()
 	defer s.reading.Unlock()
+	s.drainLocked(buf)
+}
+
+func (s *stack) drainLocked(buf []byte) {
 	for range 64 {
 		n, from, at, ok, err := s.read.tryRead(buf)
 		if err != nil || !ok {

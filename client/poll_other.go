@@ -17,6 +17,9 @@ func (s *stack) startReading() error {
 	return nil
 }
 
+// readPending: the read goroutine reads as datagrams arrive.
+func (s *stack) readPending() {}
+
 // stopReading: the read goroutine ends when the socket closes (close waits for it).
 func (s *stack) stopReading() {}
 

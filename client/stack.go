@@ -175,6 +175,7 @@ func (s *stack) close() {
 	s.mu.Unlock()
 	for _, tx := range txs {
 		tx.timer.Stop()
+		tx.release()
 		tx.done(udpAnswer{err: ErrClosed})
 	}
 	s.stopReading()

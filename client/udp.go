@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/netip"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
@@ -39,7 +40,8 @@ var udpParser = sip.NewParser()
 // udpTx is a client transaction over UDP.
 type udpTx struct {
 	method   sip.RequestMethod
-	data     []byte // the request as sent, for retransmissions
+	buf      *bytes.Buffer // holds data; back to requestBuffers when the transaction ends
+	data     []byte        // the request as sent, for retransmissions
 	dst      netip.AddrPort
 	every    time.Duration // the next retransmission interval
 	deadline time.Time     // the request timeout
@@ -53,6 +55,19 @@ type udpAnswer struct {
 	res *sip.Response
 	at  time.Time
 	err error
+}
+
+// requestBuffers hold the requests of transactions under way (a buffer goes back once its
+// transaction ended: no retransmission can use it then).
+var requestBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// release gives the transaction's buffer back (the transaction was taken out of the stack's map:
+// nothing sends it any more).
+func (tx *udpTx) release() {
+	if tx.buf != nil {
+		requestBuffers.Put(tx.buf)
+		tx.buf, tx.data = nil, nil
+	}
 }
 
 // errNoAnswer ends a transaction that got no final response before its deadline.
@@ -69,10 +84,10 @@ func (s *stack) transact(req *sip.Request, dst netip.AddrPort, timeout time.Dura
 	via.Params.Add("branch", branch)
 	via.Params.Add("rport", "")
 	req.PrependHeader(via)
-	var b bytes.Buffer
-	b.Grow(1536) // a REGISTER with credentials fits
-	req.StringWrite(&b)
-	tx := &udpTx{method: req.Method, data: b.Bytes(), dst: dst, every: t1, deadline: time.Now().Add(timeout), done: done}
+	b := requestBuffers.Get().(*bytes.Buffer)
+	b.Reset()
+	req.StringWrite(b)
+	tx := &udpTx{method: req.Method, buf: b, data: b.Bytes(), dst: dst, every: t1, deadline: time.Now().Add(timeout), done: done}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -97,6 +112,7 @@ func (s *stack) takeTx(branch string) *udpTx {
 	s.mu.Unlock()
 	if tx != nil {
 		tx.timer.Stop()
+		tx.release()
 	}
 	return tx
 }
@@ -104,6 +120,9 @@ func (s *stack) takeTx(branch string) *udpTx {
 // tick ends the transaction with branch at its deadline, else sends its request again and
 // doubles the interval up to T2 (RFC 3261 §17.1.2.2, Timers E and F).
 func (s *stack) tick(branch string) {
+	// The answer may be waiting in the socket, unread because the process is busy: read it
+	// first rather than send the request again (and the registrar its answer again).
+	s.readPending()
 	s.mu.Lock()
 	tx := s.txs[branch]
 	if tx == nil {
@@ -114,13 +133,15 @@ func (s *stack) tick(branch string) {
 	if left <= 0 {
 		delete(s.txs, branch)
 		s.mu.Unlock()
+		tx.release()
 		tx.done(udpAnswer{err: errNoAnswer})
 		return
 	}
 	tx.every = min(2*tx.every, t2)
 	tx.timer.Reset(min(tx.every, left))
-	s.mu.Unlock()
+	// under the lock: once the transaction is taken out of the map its buffer is reused
 	_, _ = s.udp.WriteToUDPAddrPort(tx.data, tx.dst)
+	s.mu.Unlock()
 }
 
 // datagram handles one datagram read at at: a STUN answer, a keep-alive, a response, or a
@@ -171,6 +192,7 @@ func (s *stack) response(res *sip.Response, at time.Time) {
 	delete(s.txs, branch)
 	s.mu.Unlock()
 	tx.timer.Stop()
+	tx.release()
 	tx.done(udpAnswer{res: res, at: at})
 }
 
