@@ -16,9 +16,9 @@ import (
 
 // BenchmarkIdleClient registers b.N clients, each with its own socket, to a scripted registrar
 // (so the registrar's memory is not counted) and reports the heap and goroutines each idle
-// registered client holds. Targets: <= 16 KiB of heap, no goroutine beyond its socket's.
-// sipgo's read buffer per socket is process-wide (sip.TransportBufferReadSize): large
-// populations set it to 4 KiB, as the load generator does.
+// registered client holds. Targets: <= 16 KiB of heap, no goroutine of its own (on Linux shared
+// pollers read every socket). sipgo's read buffer per TCP/TLS connection is process-wide
+// (sip.TransportBufferReadSize): large populations set it to 4 KiB, as the load generator does.
 func BenchmarkIdleClient(b *testing.B) { benchIdle(b, 0) }
 
 // BenchmarkIdleClientPooled is the same with clients sharing 4 sockets. Target: <= 8 KiB.

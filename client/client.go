@@ -6,12 +6,14 @@
 // home registrar, then the backup it learned, then its server list.
 //
 // Every step is a typed Event with a monotonic timestamp, handed to a callback: this is what
-// the load generator measures. A client is built on sipgo; by default it has its own user agent
-// and UDP socket (the realistic case); clients of a Pool share a few (for very large
-// populations). An idle registered client holds no goroutine of its own: timers wake it.
+// the load generator measures. A client is built on sipgo (messages; TCP and TLS transactions);
+// by default it has its own UDP socket (the realistic case); clients of a Pool share a few (for
+// very large populations). An idle registered client holds no goroutine of its own: timers
+// wake it, and the process's pollers read its socket.
 //
-// Concurrency: a Client is safe for concurrent use. Its event callback runs on the client's own
-// goroutines (timer callbacks and in-flight requests) and must return quickly.
+// Concurrency: a Client is safe for concurrent use. Its event callback runs on timer
+// goroutines and on the goroutines that read sockets (a response's handling, and the next
+// request, run where the response was read): it must return quickly and never block.
 package client
 
 import (

@@ -31,9 +31,10 @@ import (
 	"github.com/fepool/fepool/registrar/topology"
 )
 
-// Config is one load run. sipgo's per-socket read buffer (sip.TransportBufferReadSize) is
-// process-wide and 32 KiB by default: a process running thousands of clients with their own
-// socket should lower it (fepool load sets 4 KiB) before creating them.
+// Config is one load run. sipgo's read buffer per TCP or TLS connection
+// (sip.TransportBufferReadSize) is process-wide and 32 KiB by default: a process running
+// thousands of clients over TCP or TLS should lower it (fepool load sets 4 KiB) before creating
+// them.
 type Config struct {
 	Scenario *scenario.Scenario
 	// Topology gives the users and passwords (default: the scenario's).

@@ -57,9 +57,10 @@ type env struct {
 
 func main() {
 	if len(os.Args) > 1 && os.Args[1] == "load" {
-		// Only clients run in this process: their sockets' read buffers can be small (sipgo's
-		// process-wide default of 32 KiB per socket would cost 640 MB for 20,000 clients). Set
-		// before anything runs: sipgo reads it from its transports' goroutines.
+		// Only clients run in this process: the read buffers of their TCP and TLS flows (read
+		// by sipgo; UDP is read by the client's own pollers) can be small: sipgo's process-wide
+		// default of 32 KiB per connection would cost 640 MB for 20,000 clients. Set before
+		// anything runs: sipgo reads it from its transports' goroutines.
 		sip.TransportBufferReadSize = 4096
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
