@@ -1,8 +1,11 @@
 package client
 
 import (
+	"fmt"
+	"os"
 	"runtime"
 	"sync"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -14,9 +17,13 @@ import (
 // (grown by those callbacks) and a read buffer, most of the load process's memory, and a
 // goroutine wake-up per datagram.
 
-// poller reads the sockets in its epoll set.
+// poller reads the sockets in its epoll set. The epoll descriptor itself waits in Go's network
+// poller (it is readable when one of its sockets is), so the poller's goroutine parks and wakes
+// like any network goroutine instead of blocking a thread in epoll_wait.
 type poller struct {
 	epfd    int
+	file    *os.File        // epfd, registered with Go's network poller
+	rc      syscall.RawConn // file's
 	mu      sync.Mutex
 	stacks  map[int32]*stack // by file descriptor
 	running bool             // its goroutine runs
@@ -34,25 +41,39 @@ var pollers struct {
 	err  error
 }
 
-// pollIdle is how often a poller without events looks whether it still has sockets (its
-// goroutine ends when it has none).
-const pollIdle = 200 // ms
-
 func pollerFor(fd int) (*poller, error) {
 	pollers.once.Do(func() {
 		for range max(1, min(runtime.GOMAXPROCS(0), 8)) {
-			epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+			p, err := newPoller()
 			if err != nil {
 				pollers.err = err
 				return
 			}
-			pollers.all = append(pollers.all, &poller{epfd: epfd, stacks: map[int32]*stack{}})
+			pollers.all = append(pollers.all, p)
 		}
 	})
 	if pollers.err != nil {
 		return nil, pollers.err
 	}
 	return pollers.all[fd%len(pollers.all)], nil
+}
+
+func newPoller() (*poller, error) {
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("epoll: %w", err)
+	}
+	if err := unix.SetNonblock(epfd, true); err != nil {
+		unix.Close(epfd)
+		return nil, fmt.Errorf("epoll: %w", err)
+	}
+	f := os.NewFile(uintptr(epfd), "client-poller")
+	rc, err := f.SyscallConn()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("epoll: %w", err)
+	}
+	return &poller{epfd: epfd, file: f, rc: rc, stacks: map[int32]*stack{}}, nil
 }
 
 // startReading adds the stack's socket to a poller.
@@ -90,6 +111,9 @@ func (s *stack) stopReading() {
 	if p.stacks[s.rd.fd] == s {
 		delete(p.stacks, s.rd.fd)
 		_ = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, int(s.rd.fd), nil)
+		if len(p.stacks) == 0 {
+			_ = p.file.SetReadDeadline(time.Now()) // wakes the goroutine to end
+		}
 	}
 	p.mu.Unlock()
 	s.reading.Lock()
@@ -102,18 +126,25 @@ func (p *poller) run() {
 	events := make([]unix.EpollEvent, 256)
 	buf := make([]byte, udpReadSize)
 	for {
-		n, err := unix.EpollWait(p.epfd, events, pollIdle)
-		if err != nil && err != unix.EINTR {
-			time.Sleep(10 * time.Millisecond) // not expected: do not spin on it
-		}
-		if n <= 0 {
+		var n int
+		var werr error
+		err := p.rc.Read(func(fd uintptr) bool {
+			n, werr = unix.EpollWait(int(fd), events, 0)
+			return n > 0 || (werr != nil && werr != unix.EINTR) // else wait until readable
+		})
+		if err != nil { // the deadline stopReading set: no socket left?
 			p.mu.Lock()
 			if len(p.stacks) == 0 {
 				p.running = false
 				p.mu.Unlock()
 				return
 			}
+			_ = p.file.SetReadDeadline(time.Time{})
 			p.mu.Unlock()
+			continue
+		}
+		if werr != nil {
+			time.Sleep(10 * time.Millisecond) // not expected: do not spin on it
 			continue
 		}
 		for _, ev := range events[:n] {
