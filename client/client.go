@@ -13,7 +13,8 @@
 //
 // Concurrency: a Client is safe for concurrent use. Its event callback runs on timer
 // goroutines and on the goroutines that read sockets (a response's handling, and the next
-// request, run where the response was read): it must return quickly and never block.
+// request, run where the response was read): it must return quickly, never block, and never
+// Stop or Close a client (those wait for the work under way, which would wait for it).
 package client
 
 import (
