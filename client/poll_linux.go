@@ -130,7 +130,7 @@ func (p *poller) run() {
 		var werr error
 		err := p.rc.Read(func(fd uintptr) bool {
 			n, werr = unix.EpollWait(int(fd), events, 0)
-			return n > 0 || (werr != nil && werr != unix.EINTR) // else wait until readable
+			return n > 0 || werr != nil // else nothing is ready: wait until something is
 		})
 		if err != nil { // the deadline stopReading set: no socket left?
 			p.mu.Lock()
@@ -141,6 +141,9 @@ func (p *poller) run() {
 			}
 			_ = p.file.SetReadDeadline(time.Time{})
 			p.mu.Unlock()
+			continue
+		}
+		if werr == unix.EINTR {
 			continue
 		}
 		if werr != nil {

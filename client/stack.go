@@ -18,9 +18,10 @@ import (
 	"github.com/pion/stun/v2"
 )
 
-// stack is one UDP socket serving one client (its own, the default) or many (a Pool). It owns
-// the socket's read goroutine, runs its clients' UDP transactions (udp.go), answers requests for
-// its clients, and routes STUN answers to whoever waits for them. TCP and TLS flows go through a
+// stack is one UDP socket serving one client (its own, the default) or many (a Pool). Its
+// datagrams are read by the process's pollers (poll_linux.go; elsewhere a goroutine of its own);
+// it runs its clients' UDP transactions (udp.go), answers requests for its clients, and routes
+// STUN answers to whoever waits for them. TCP and TLS flows go through a
 // sipgo user agent, made the first time a client of the stack uses one.
 type stack struct {
 	udp     *net.UDPConn

@@ -21,7 +21,7 @@ import (
 // parsed by sipgo; only its transaction and transport layers are left out on UDP: per request
 // they started a goroutine for each response and each timer and ran a state machine, which at a
 // 20,000-client ramp cost the load process more than everything else the client does. TCP and
-// TLS still go through sipgo's user agent (stack.streams).
+// TLS still go through sipgo's user agent (stack.streamsUA).
 
 const (
 	t1 = 500 * time.Millisecond // RFC 3261 T1: the first retransmission interval
@@ -96,11 +96,12 @@ func (s *stack) transact(req *sip.Request, dst netip.AddrPort, timeout time.Dura
 	}
 	s.txs[branch] = tx
 	tx.timer = time.AfterFunc(min(t1, timeout), func() { s.tick(branch) })
+	// under the lock, as retransmissions: a transaction ended meanwhile (a tiny timeout, the
+	// socket closing) has its buffer reused
+	_, err := s.udp.WriteToUDPAddrPort(tx.data, dst)
 	s.mu.Unlock()
-	if _, err := s.udp.WriteToUDPAddrPort(tx.data, dst); err != nil {
-		if s.takeTx(branch) != nil {
-			done(udpAnswer{err: err})
-		}
+	if err != nil && s.takeTx(branch) != nil {
+		done(udpAnswer{err: err})
 	}
 }
 
