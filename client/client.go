@@ -66,6 +66,10 @@ type Client struct {
 	// the UDP Contact URI and the Contact header value built on it, fixed with the socket
 	udpContact, udpContactHeader string
 
+	// lifecycle is held through Stop (and Close): a Start waits for it, so a sign-in never
+	// begins while Stop waits for the work under way
+	lifecycle sync.Mutex
+
 	mu        sync.Mutex
 	state     State
 	mode      Mode
@@ -82,7 +86,6 @@ type Client struct {
 	expires   time.Duration // granted
 	regAt     time.Time     // when the current registration was made
 	failures  int           // consecutive failed sign-ins, for the backoff
-	signingIn bool
 	auth      *authState
 	timer     clockwork.Timer // refresh or retry
 	ka        clockwork.Timer // keep-alive and flow check
@@ -145,6 +148,8 @@ func (c *Client) Status() Status {
 
 // Start begins signing in and keeps the client signed in until Stop or Close.
 func (c *Client) Start() error {
+	c.lifecycle.Lock()
+	defer c.lifecycle.Unlock()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
@@ -162,6 +167,12 @@ func (c *Client) Start() error {
 // Stop signs out (an un-REGISTER to the registrar, bounded by ctx) and stops trying; Start may
 // be called again.
 func (c *Client) Stop(ctx context.Context) error {
+	c.lifecycle.Lock()
+	defer c.lifecycle.Unlock()
+	return c.stop(ctx)
+}
+
+func (c *Client) stop(ctx context.Context) error {
 	c.mu.Lock()
 	if !c.running {
 		c.mu.Unlock()
@@ -190,12 +201,14 @@ func (c *Client) Close() error {
 		return nil
 	}
 	c.mu.Unlock()
+	c.lifecycle.Lock()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-	err := c.Stop(ctx)
+	err := c.stop(ctx)
 	cancel()
 	c.mu.Lock()
 	c.closed = true
 	c.mu.Unlock()
+	c.lifecycle.Unlock()
 	c.st.remove(c.user)
 	if c.pool == nil {
 		c.st.close()

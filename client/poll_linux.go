@@ -2,6 +2,7 @@ package client
 
 import (
 	"fmt"
+	"net/netip"
 	"os"
 	"runtime"
 	"sync"
@@ -100,8 +101,10 @@ func (s *stack) startReading() error {
 	return nil
 }
 
-// stopReading takes the socket out of its poller (before it is closed) and waits for a read of
-// it under way.
+// stopReading takes the socket out of its poller (before it is closed) and waits for a drain of
+// it under way. (A poller that looked the stack up just before may still try to read it: the
+// read fails on the closed socket, or reads the socket that reused the descriptor, which its
+// own stack then handles.)
 func (s *stack) stopReading() {
 	p := s.rd.p
 	if p == nil {
@@ -154,8 +157,9 @@ func (p *poller) run() {
 			p.mu.Lock()
 			s := p.stacks[ev.Fd]
 			p.mu.Unlock()
-			if s != nil {
-				s.drain(buf)
+			if s != nil && s.reading.TryLock() { // else a timer drains it (readPending)
+				s.drainLocked(buf)
+				s.reading.Unlock()
 			}
 		}
 	}
@@ -185,14 +189,8 @@ func (s *stack) readPending() {
 	}
 }
 
-// drain reads the datagrams waiting on the stack's socket (up to a bound, for fairness: the
-// poller comes back for the rest).
-func (s *stack) drain(buf []byte) {
-	s.reading.Lock()
-	defer s.reading.Unlock()
-	s.drainLocked(buf)
-}
-
+// drainLocked reads the datagrams waiting on the stack's socket, s.reading held (up to a bound,
+// for fairness: the poller comes back for the rest, since epoll reports the socket again).
 func (s *stack) drainLocked(buf []byte) {
 	for range 64 {
 		n, from, at, ok, err := s.read.tryRead(buf)
@@ -201,4 +199,27 @@ func (s *stack) drainLocked(buf []byte) {
 		}
 		s.datagram(buf[:n], from, at)
 	}
+}
+
+// writeTo sends a datagram without ever waiting: with the socket's send buffer full it is
+// dropped, as a lossy network would (retransmissions cover requests). A write that parked
+// would hold the stack's lock, or the poller that serves a share of the population.
+func (s *stack) writeTo(b []byte, dst netip.AddrPort) error {
+	var sa unix.Sockaddr
+	if a := dst.Addr().Unmap(); s.local.Addr().Unmap().Is4() && a.Is4() {
+		sa = &unix.SockaddrInet4{Port: int(dst.Port()), Addr: a.As4()}
+	} else {
+		sa = &unix.SockaddrInet6{Port: int(dst.Port()), Addr: dst.Addr().As16()} // IPv4 v4-mapped
+	}
+	var serr error
+	if err := s.read.rc.Write(func(fd uintptr) bool {
+		serr = unix.Sendto(int(fd), b, unix.MSG_DONTWAIT, sa)
+		return true
+	}); err != nil {
+		return err
+	}
+	if serr == unix.EAGAIN || serr == unix.ENOBUFS {
+		return nil
+	}
+	return serr
 }

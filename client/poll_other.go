@@ -5,6 +5,7 @@ package client
 import (
 	"errors"
 	"net"
+	"net/netip"
 )
 
 // Elsewhere each client socket has its own read goroutine.
@@ -44,4 +45,10 @@ func (s *stack) isClosed() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.closed
+}
+
+// writeTo sends a datagram.
+func (s *stack) writeTo(b []byte, dst netip.AddrPort) error {
+	_, err := s.udp.WriteToUDPAddrPort(b, dst)
+	return err
 }

@@ -42,19 +42,13 @@ func (c *Client) signIn(gen uint64, fresh bool) {
 		c.callID = sip.GenerateTagN(16) + "@" + c.cfg.LocalIP.String()
 	}
 	r := &signInRun{c: c, gen: gen, targets: c.targetsLocked(), visited: map[Server]bool{}, reason: "no server answered"}
-	c.signingIn = true
 	c.inflight.Add(1)
 	c.mu.Unlock()
 	r.next()
 }
 
 // finish ends the sign-in.
-func (r *signInRun) finish() {
-	r.c.mu.Lock()
-	r.c.signingIn = false
-	r.c.mu.Unlock()
-	r.c.inflight.Done()
-}
+func (r *signInRun) finish() { r.c.inflight.Done() }
 
 // next tries the first target not tried yet, or records the failed sign-in.
 func (r *signInRun) next() {
@@ -297,11 +291,17 @@ func (c *Client) authorizeLocked(t Server, req *sip.Request) {
 // it arrived, or the error. The arrival is the kernel's stamp of the response's datagram over
 // UDP (see arrival.go), else when the client got it; an injected clock is always asked instead:
 // tests run on its time. Over UDP done runs on the socket's read goroutine or a timer's.
-func (c *Client) sendAsync(t Server, req *sip.Request, done func(*sip.Response, time.Time, error)) {
+//
+// abandon ends the transaction early: it reports whether it did (done will not run); false
+// means done runs, or ran, anyway.
+func (c *Client) sendAsync(t Server, req *sip.Request, done func(*sip.Response, time.Time, error)) (abandon func() bool) {
 	finish := func(res *sip.Response, at time.Time, err error) {
+		var se *sendError
 		switch {
 		case errors.Is(err, errNoAnswer):
 			err = fmt.Errorf("%s: no answer within %s", t, c.cfg.RequestTimeout)
+		case errors.As(err, &se):
+			err = fmt.Errorf("send to %s: %w", t, se.err)
 		case err != nil:
 			err = fmt.Errorf("%s: %w", t, err)
 		case at.IsZero() || c.injectedClock:
@@ -310,11 +310,11 @@ func (c *Client) sendAsync(t Server, req *sip.Request, done func(*sip.Response, 
 		done(res, at, err)
 	}
 	if t.Transport == UDP {
-		c.st.transact(req, t.Addr, c.cfg.RequestTimeout, func(a udpAnswer) { finish(a.res, a.at, a.err) })
-		return
+		branch := c.st.transact(req, t.Addr, c.cfg.RequestTimeout, func(a udpAnswer) { finish(a.res, a.at, a.err) })
+		return func() bool { return c.st.takeTx(branch) != nil }
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.RequestTimeout)
 	background.run(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), c.cfg.RequestTimeout)
 		defer cancel()
 		res, err := c.st.transactStream(ctx, req)
 		if errors.Is(err, context.DeadlineExceeded) {
@@ -322,7 +322,14 @@ func (c *Client) sendAsync(t Server, req *sip.Request, done func(*sip.Response, 
 		}
 		finish(res, time.Time{}, err)
 	})
+	return func() bool { cancel(); return false }
 }
+
+// sendError is a request that could not be sent.
+type sendError struct{ err error }
+
+func (e *sendError) Error() string { return "send: " + e.err.Error() }
+func (e *sendError) Unwrap() error { return e.err }
 
 // send is sendAsync waited for, bounded by ctx as well.
 func (c *Client) send(ctx context.Context, t Server, req *sip.Request) (*sip.Response, error) {
@@ -331,11 +338,18 @@ func (c *Client) send(ctx context.Context, t Server, req *sip.Request) (*sip.Res
 		err error
 	}
 	ch := make(chan result, 1)
-	c.sendAsync(t, req, func(res *sip.Response, _ time.Time, err error) { ch <- result{res, err} })
+	abandon := c.sendAsync(t, req, func(res *sip.Response, _ time.Time, err error) { ch <- result{res, err} })
 	select {
 	case r := <-ch:
 		return r.res, r.err
 	case <-ctx.Done():
+		// The transaction ends with the caller's patience: a request the caller was told
+		// failed must not go on being retransmitted (and applied).
+		if !abandon() {
+			if r := <-ch; r.err == nil {
+				return r.res, nil
+			}
+		}
 		return nil, fmt.Errorf("%s: %w", t, ctx.Err())
 	}
 }

@@ -121,7 +121,7 @@ func (s *stack) transactStream(ctx context.Context, req *sip.Request) (*sip.Resp
 	}
 	tx, err := st.sc.TransactionRequest(ctx, req, sipgo.ClientRequestAddVia)
 	if err != nil {
-		return nil, fmt.Errorf("send: %w", err)
+		return nil, &sendError{err}
 	}
 	defer tx.Terminate()
 	for {
@@ -240,7 +240,7 @@ func (s *stack) sendSTUN(dst netip.AddrPort, answered func()) (forget func(), er
 		delete(s.stun, m.TransactionID)
 		s.mu.Unlock()
 	}
-	if _, err := s.udp.WriteToUDPAddrPort(m.Raw, dst); err != nil {
+	if err := s.writeTo(m.Raw, dst); err != nil {
 		forget()
 		return func() {}, err
 	}
@@ -249,8 +249,7 @@ func (s *stack) sendSTUN(dst netip.AddrPort, answered func()) (forget func(), er
 
 // sendCRLF writes a keep-alive on the UDP socket (RFC 5626 leaves it unanswered).
 func (s *stack) sendCRLF(dst netip.AddrPort) error {
-	_, err := s.udp.WriteToUDPAddrPort([]byte("\r\n\r\n"), dst)
-	return err
+	return s.writeTo([]byte("\r\n\r\n"), dst)
 }
 
 // errFlowClosed reports a TCP or TLS flow that no longer exists.

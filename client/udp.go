@@ -74,11 +74,12 @@ func (tx *udpTx) release() {
 var errNoAnswer = errors.New("no answer")
 
 // transact sends req to dst as a client transaction and calls done once with its final response,
-// or with errNoAnswer after timeout, or the error that ended it. It adds the top Via (this
-// socket, a new branch, rport). done runs on the socket's read goroutine or a timer's: it must
-// not block.
-func (s *stack) transact(req *sip.Request, dst netip.AddrPort, timeout time.Duration, done func(udpAnswer)) {
-	branch := sip.GenerateBranchN(16)
+// or with errNoAnswer after timeout, or the error that ended it (a *sendError when the request
+// could not be sent), unless takeTx(branch) ends it first. It adds the top Via (this socket, the
+// branch it returns, rport). done runs on the socket's read goroutine or a timer's: it must not
+// block.
+func (s *stack) transact(req *sip.Request, dst netip.AddrPort, timeout time.Duration, done func(udpAnswer)) (branch string) {
+	branch = sip.GenerateBranchN(16)
 	via := &sip.ViaHeader{ProtocolName: "SIP", ProtocolVersion: "2.0", Transport: "UDP",
 		Host: s.local.Addr().String(), Port: int(s.local.Port()), Params: sip.NewParams()}
 	via.Params.Add("branch", branch)
@@ -92,17 +93,18 @@ func (s *stack) transact(req *sip.Request, dst netip.AddrPort, timeout time.Dura
 	if s.closed {
 		s.mu.Unlock()
 		done(udpAnswer{err: ErrClosed})
-		return
+		return branch
 	}
 	s.txs[branch] = tx
 	tx.timer = time.AfterFunc(min(t1, timeout), func() { s.tick(branch) })
 	// under the lock, as retransmissions: a transaction ended meanwhile (a tiny timeout, the
 	// socket closing) has its buffer reused
-	_, err := s.udp.WriteToUDPAddrPort(tx.data, dst)
+	err := s.writeTo(tx.data, dst)
 	s.mu.Unlock()
 	if err != nil && s.takeTx(branch) != nil {
-		done(udpAnswer{err: err})
+		done(udpAnswer{err: &sendError{err}})
 	}
+	return branch
 }
 
 // takeTx removes the transaction with branch (nil when it already ended) and stops its timer.
@@ -141,7 +143,7 @@ func (s *stack) tick(branch string) {
 	tx.every = min(2*tx.every, t2)
 	tx.timer.Reset(min(tx.every, left))
 	// under the lock: once the transaction is taken out of the map its buffer is reused
-	_, _ = s.udp.WriteToUDPAddrPort(tx.data, tx.dst)
+	_ = s.writeTo(tx.data, tx.dst)
 	s.mu.Unlock()
 }
 
@@ -215,7 +217,7 @@ func (s *stack) request(req *sip.Request, from netip.AddrPort, at time.Time) {
 		s.mu.Unlock()
 	}
 	if data != nil {
-		_, _ = s.udp.WriteToUDPAddrPort(data, from)
+		_ = s.writeTo(data, from)
 	}
 }
 

@@ -1,6 +1,8 @@
 package client_test
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"strings"
@@ -107,4 +109,37 @@ func TestUDPAnswersUnknownUser(t *testing.T) {
 	}
 	c.Close()
 	c2.Close()
+}
+
+// TestUDPAbandonedRequestStops: a request whose caller gave up (its context ended) is not
+// retransmitted any more: the registrar must not apply what the caller was told had failed.
+func TestUDPAbandonedRequestStops(t *testing.T) {
+	r := clienttest.Start(t, func(req *sip.Request) []clienttest.Reply {
+		if req.Method != sip.REGISTER {
+			return nil // SERVICE: silence
+		}
+		return []clienttest.Reply{{Response: clienttest.OK(req, 600, regular)}}
+	})
+	c, rec := newClient(t, client.Config{
+		AOR: "sip:alice@contoso.com", Servers: []client.Server{{Addr: r.Addr(), Transport: "udp"}},
+		RequestTimeout: 5 * time.Second, KeepAlive: -1,
+	}, client.WithClock(clockwork.NewFakeClock()))
+	c.Start()
+	rec.wait(t, client.RegisteredEvent)
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if err := c.AddContact(ctx, client.Contact{URI: "sip:bob@contoso.com"}); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("AddContact: %v, want the context's deadline", err)
+	}
+	// T1 (500 ms) and more: a live transaction would have been retransmitted by now.
+	time.Sleep(800 * time.Millisecond)
+	services := 0
+	for _, req := range r.Requests() {
+		if req.Method == "SERVICE" {
+			services++
+		}
+	}
+	if services != 1 {
+		t.Fatalf("%d SERVICE requests, want 1: the abandoned one was retransmitted", services)
+	}
 }
