@@ -157,7 +157,10 @@ func (p *poller) run() {
 			p.mu.Lock()
 			s := p.stacks[ev.Fd]
 			p.mu.Unlock()
-			if s != nil && s.reading.TryLock() { // else a timer drains it (readPending)
+			if s != nil {
+				// Waits if a timer is draining it (readPending): skipping it instead would
+				// spin, since epoll reports the socket again until it is read.
+				s.reading.Lock()
 				s.drainLocked(buf)
 				s.reading.Unlock()
 			}
