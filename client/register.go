@@ -17,7 +17,7 @@ import (
 )
 
 // A sign-in or a refresh is a chain of callbacks, not a goroutine waiting for each answer: over
-// UDP the next step runs on the socket's read goroutine as the response arrives. A ramp of
+// UDP the next step runs where the response was read (a poller) as it arrives. A ramp of
 // 20,000 clients otherwise held a goroutine per registration in flight, and paid for their
 // stacks and their scanning by the collector.
 
@@ -157,7 +157,7 @@ func (c *Client) exchange(gen uint64, t Server, attempt *int, refresh bool, done
 }
 
 // send sends the next REGISTER of the exchange. Opening a TCP or TLS flow blocks, so that is
-// done on a worker, never on a socket's read goroutine.
+// done on a worker, never on a poller.
 func (x *exchangeRun) send() {
 	if x.t.Transport != UDP {
 		background.run(x.sendNow)
@@ -290,7 +290,8 @@ func (c *Client) authorizeLocked(t Server, req *sip.Request) {
 // sendAsync runs one client transaction to t and calls done with its final response and when
 // it arrived, or the error. The arrival is the kernel's stamp of the response's datagram over
 // UDP (see arrival.go), else when the client got it; an injected clock is always asked instead:
-// tests run on its time. Over UDP done runs on the socket's read goroutine or a timer's.
+// tests run on its time. Over UDP done runs on the goroutine that read the response (a poller)
+// or on a timer's.
 //
 // abandon ends the transaction early: it reports whether it did (done will not run); false
 // means done runs, or ran, anyway.

@@ -162,8 +162,8 @@ func (s *stack) remove(user string) {
 	s.mu.Unlock()
 }
 
-// close stops the socket (failing the transactions under way) and the user agent, and waits
-// for the read goroutine.
+// close stops the socket (failing the transactions under way) and the user agent, once no one
+// reads the socket any more.
 func (s *stack) close() {
 	s.mu.Lock()
 	if s.closed {

@@ -76,8 +76,8 @@ var errNoAnswer = errors.New("no answer")
 // transact sends req to dst as a client transaction and calls done once with its final response,
 // or with errNoAnswer after timeout, or the error that ended it (a *sendError when the request
 // could not be sent), unless takeTx(branch) ends it first. It adds the top Via (this socket, the
-// branch it returns, rport). done runs on the socket's read goroutine or a timer's: it must not
-// block.
+// branch it returns, rport). done runs on the goroutine that reads the socket or on a timer's:
+// it must not block.
 func (s *stack) transact(req *sip.Request, dst netip.AddrPort, timeout time.Duration, done func(udpAnswer)) (branch string) {
 	branch = sip.GenerateBranchN(16)
 	via := &sip.ViaHeader{ProtocolName: "SIP", ProtocolVersion: "2.0", Transport: "UDP",
