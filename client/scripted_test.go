@@ -289,13 +289,20 @@ func TestRegistrationNotifyFollowsPreferredRegistrar(t *testing.T) {
 	}
 }
 
-func TestNotifyFloodIsPaced(t *testing.T) {
-	r := clienttest.Start(t, func(req *sip.Request) []clienttest.Reply {
+// registersOnly is a registrar that answers REGISTER with 200 (regular mode) and anything else
+// with silence.
+func registersOnly(t *testing.T) *clienttest.Responder {
+	t.Helper()
+	return clienttest.Start(t, func(req *sip.Request) []clienttest.Reply {
 		if req.Method != sip.REGISTER {
 			return nil
 		}
 		return []clienttest.Reply{{Response: clienttest.OK(req, 600, regular)}}
 	})
+}
+
+func TestNotifyFloodIsPaced(t *testing.T) {
+	r := registersOnly(t)
 	clock := clockwork.NewFakeClock()
 	c, rec := scripted(t, clock, r)
 	c.Start()
@@ -321,12 +328,7 @@ func TestNotifyFloodIsPaced(t *testing.T) {
 }
 
 func TestAnswersOptions(t *testing.T) {
-	r := clienttest.Start(t, func(req *sip.Request) []clienttest.Reply {
-		if req.Method != sip.REGISTER {
-			return nil
-		}
-		return []clienttest.Reply{{Response: clienttest.OK(req, 600, regular)}}
-	})
+	r := registersOnly(t)
 	c, rec := scripted(t, clockwork.NewFakeClock(), r)
 	c.Start()
 	rec.wait(t, client.RegisteredEvent)

@@ -54,12 +54,7 @@ func TestUDPRetransmitsUntilAnswered(t *testing.T) {
 // TestUDPRetransmittedNotifyAnsweredAgain: a retransmitted NOTIFY (same branch) gets the same
 // answer again and is not acted on twice.
 func TestUDPRetransmittedNotifyAnsweredAgain(t *testing.T) {
-	r := clienttest.Start(t, func(req *sip.Request) []clienttest.Reply {
-		if req.Method != sip.REGISTER {
-			return nil
-		}
-		return []clienttest.Reply{{Response: clienttest.OK(req, 600, regular)}}
-	})
+	r := registersOnly(t)
 	c, rec := scripted(t, clockwork.NewFakeClock(), r)
 	c.Start()
 	rec.wait(t, client.RegisteredEvent)
@@ -85,12 +80,7 @@ func TestUDPRetransmittedNotifyAnsweredAgain(t *testing.T) {
 
 // TestUDPAnswersUnknownUser: a request for a user the socket does not serve gets 404.
 func TestUDPAnswersUnknownUser(t *testing.T) {
-	r := clienttest.Start(t, func(req *sip.Request) []clienttest.Reply {
-		if req.Method != sip.REGISTER {
-			return nil
-		}
-		return []clienttest.Reply{{Response: clienttest.OK(req, 600, regular)}}
-	})
+	r := registersOnly(t)
 	pool, err := client.NewPool(1, netip.Addr{}, nil, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -114,12 +104,7 @@ func TestUDPAnswersUnknownUser(t *testing.T) {
 // TestUDPAbandonedRequestStops: a request whose caller gave up (its context ended) is not
 // retransmitted any more: the registrar must not apply what the caller was told had failed.
 func TestUDPAbandonedRequestStops(t *testing.T) {
-	r := clienttest.Start(t, func(req *sip.Request) []clienttest.Reply {
-		if req.Method != sip.REGISTER {
-			return nil // SERVICE: silence
-		}
-		return []clienttest.Reply{{Response: clienttest.OK(req, 600, regular)}}
-	})
+	r := registersOnly(t)
 	c, rec := newClient(t, client.Config{
 		AOR: "sip:alice@contoso.com", Servers: []client.Server{{Addr: r.Addr(), Transport: "udp"}},
 		RequestTimeout: 5 * time.Second, KeepAlive: -1,
