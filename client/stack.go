@@ -29,6 +29,7 @@ type stack struct {
 	rd      sockReader   // who reads it (poll_*.go)
 	reading sync.Mutex   // held while the socket's datagrams are handled
 	local   netip.AddrPort
+	host    string // local's address, as the Via names it
 	tlsConf *tls.Config
 	logger  *slog.Logger
 
@@ -64,6 +65,7 @@ func newStack(ip netip.Addr, tlsConf *tls.Config, logger *slog.Logger) (*stack, 
 		udp: udp, read: read, local: udp.LocalAddr().(*net.UDPAddr).AddrPort(), tlsConf: tlsConf, logger: logger,
 		clients: map[string]*Client{}, stun: map[[stun.TransactionIDSize]byte]func(){}, txs: map[string]*udpTx{}, pongs: map[string]time.Time{},
 	}
+	s.host = s.local.Addr().String()
 	if err := s.startReading(); err != nil {
 		udp.Close()
 		return nil, fmt.Errorf("client socket: %w", err)
@@ -81,7 +83,7 @@ func (s *stack) streamsUA() (*streams, error) {
 	if s.sip != nil {
 		return s.sip, nil
 	}
-	host := s.local.Addr().String()
+	host := s.host
 	ua, err := sipgo.NewUA(
 		sipgo.WithUserAgentHostname(host),
 		sipgo.WithUserAgenTLSConfig(s.tlsConf),

@@ -81,7 +81,7 @@ var errNoAnswer = errors.New("no answer")
 func (s *stack) transact(req *sip.Request, dst netip.AddrPort, timeout time.Duration, done func(udpAnswer)) (branch string) {
 	branch = sip.GenerateBranchN(16)
 	via := &sip.ViaHeader{ProtocolName: "SIP", ProtocolVersion: "2.0", Transport: "UDP",
-		Host: s.local.Addr().String(), Port: int(s.local.Port()), Params: sip.NewParams()}
+		Host: s.host, Port: int(s.local.Port()), Params: sip.NewParams()}
 	via.Params.Add("branch", branch)
 	via.Params.Add("rport", "")
 	req.PrependHeader(via)
