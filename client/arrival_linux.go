@@ -3,6 +3,7 @@ package client
 import (
 	"net"
 	"net/netip"
+	"syscall"
 	"time"
 	"unsafe"
 
@@ -39,10 +40,12 @@ func kernelStamp(oob []byte) time.Time {
 // tryRead reads a datagram if one is waiting, without blocking (ok false: none is).
 func (c *stampedConn) tryRead(b []byte) (n int, from netip.AddrPort, at time.Time, ok bool, err error) {
 	var oobn int
-	var sa unix.Sockaddr
+	var sa syscall.Sockaddr
 	var rerr error
 	err = c.rc.Read(func(fd uintptr) bool {
-		n, oobn, _, sa, rerr = unix.Recvmsg(int(fd), b, c.oob, unix.MSG_DONTWAIT)
+		// the standard library's, not x/sys/unix's: that one asks the socket's protocol with
+		// a getsockopt on every read (to tell L2TP addresses), a second syscall per datagram
+		n, oobn, _, sa, rerr = syscall.Recvmsg(int(fd), b, c.oob, syscall.MSG_DONTWAIT)
 		return true
 	})
 	if err == nil {
@@ -54,9 +57,9 @@ func (c *stampedConn) tryRead(b []byte) (n int, from netip.AddrPort, at time.Tim
 	if err != nil {
 		return 0, from, at, false, err
 	}
-	if sa4, ok := sa.(*unix.SockaddrInet4); ok {
+	if sa4, ok := sa.(*syscall.SockaddrInet4); ok {
 		from = netip.AddrPortFrom(netip.AddrFrom4(sa4.Addr), uint16(sa4.Port))
-	} else if sa6, ok := sa.(*unix.SockaddrInet6); ok {
+	} else if sa6, ok := sa.(*syscall.SockaddrInet6); ok {
 		from = netip.AddrPortFrom(netip.AddrFrom16(sa6.Addr).Unmap(), uint16(sa6.Port))
 	}
 	at = kernelStamp(c.oob[:oobn])
