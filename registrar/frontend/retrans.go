@@ -1,6 +1,7 @@
 package frontend
 
 import (
+	"bytes"
 	"fmt"
 	"hash/maphash"
 	"net"
@@ -157,18 +158,28 @@ func (c *retransCache) put(key string, res *sip.Response) (cachedResponse, error
 	if err != nil {
 		return cachedResponse{}, fmt.Errorf("response destination %q: %w", res.Destination(), err)
 	}
-	cr := cachedResponse{data: []byte(res.String()), dst: dst}
-	if len(cr.data) >= chunkSize {
-		return cr, nil // too big to keep (never for a REGISTER answer): sent once, not cached
+	b := responseBuffers.Get().(*bytes.Buffer)
+	defer responseBuffers.Put(b)
+	b.Reset()
+	res.StringWrite(b)
+	if b.Len() >= chunkSize {
+		// too big to keep (never for a REGISTER answer): sent once, not cached
+		return cachedResponse{data: bytes.Clone(b.Bytes()), dst: dst}, nil
 	}
 	h := c.hash(key)
 	c.mu.Lock()
 	c.rotate(c.now())
-	chunk, off := c.cur.store(cr.data)
-	c.cur.index[h] = slot{chunk: chunk, off: off, n: uint16(len(cr.data)), ip: dst.Addr().As16(), port: dst.Port()}
+	chunk, off := c.cur.store(b.Bytes())
+	c.cur.index[h] = slot{chunk: chunk, off: off, n: uint16(b.Len()), ip: dst.Addr().As16(), port: dst.Port()}
+	// the response is sent from its copy in the chunk (see lookup: it never changes)
+	data := c.cur.chunks[chunk][off : int(off)+b.Len() : int(off)+b.Len()]
 	c.mu.Unlock()
-	return cr, nil
+	return cachedResponse{data: data, dst: dst}, nil
 }
+
+// responseBuffers serialise responses before they are copied into a chunk (a buffer grows once
+// to a response's size and is reused, where a fresh string grew by copying for each).
+var responseBuffers = sync.Pool{New: func() any { b := new(bytes.Buffer); b.Grow(1024); return b }}
 
 // expire rotates the generations when due, so an idle listener forgets its responses too.
 func (c *retransCache) expire() {
