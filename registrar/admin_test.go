@@ -78,13 +78,16 @@ func TestAdminAPI(t *testing.T) {
 	}
 
 	// Follow the event log while a Front End is stopped.
-	fctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	fctx, cancel := context.WithTimeout(ctx, 30*time.Second) // a shared machine under go test ./...
 	defer cancel()
 	got := make(chan eventlog.Event, 64)
 	done := make(chan error, 1)
 	go func() {
 		done <- env.Admin.FollowEvents(fctx, env.R.Events().Last(), func(e eventlog.Event) error {
-			got <- e
+			select {
+			case got <- e:
+			case <-fctx.Done():
+			}
 			return nil
 		})
 	}()
@@ -93,12 +96,30 @@ func TestAdminAPI(t *testing.T) {
 	if err != nil || fe.State != "Stopped" {
 		t.Fatalf("stop: %+v %v", fe, err)
 	}
-	for e := range got {
-		if e.EventID == 32108 {
-			if e.FrontEnd != "fe03.pool-a.contoso.com" || e.Source != "LS User Services" {
-				t.Fatalf("event %+v", e)
+	// The stream ends at fctx's deadline at the latest: a missing event fails, it does not hang.
+	var seen []int
+	stopped := func(e eventlog.Event) bool {
+		seen = append(seen, e.EventID)
+		if e.EventID == 32108 && (e.FrontEnd != "fe03.pool-a.contoso.com" || e.Source != "LS User Services") {
+			t.Fatalf("event %+v", e)
+		}
+		return e.EventID == 32108
+	}
+wait:
+	for {
+		select {
+		case e := <-got:
+			if stopped(e) {
+				break wait
 			}
-			break
+		case err := <-done:
+			for len(got) > 0 {
+				if stopped(<-got) {
+					done <- err // read again below
+					break wait
+				}
+			}
+			t.Fatalf("the event stream ended without event 32108 (saw %v): %v", seen, err)
 		}
 	}
 	cancel()
