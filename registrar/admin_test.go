@@ -82,8 +82,9 @@ func TestAdminAPI(t *testing.T) {
 	defer cancel()
 	got := make(chan eventlog.Event, 64)
 	done := make(chan error, 1)
+	since := env.R.Events().Last() // before the stop: read in the goroutine, it could come after
 	go func() {
-		done <- env.Admin.FollowEvents(fctx, env.R.Events().Last(), func(e eventlog.Event) error {
+		done <- env.Admin.FollowEvents(fctx, since, func(e eventlog.Event) error {
 			select {
 			case got <- e:
 			case <-fctx.Done():
