@@ -115,7 +115,8 @@ func (s *stack) streamsUA() (*streams, error) {
 }
 
 // transactStream sends req over TCP or TLS as a sipgo client transaction and returns its final
-// response, bounded by ctx.
+// response, bounded by ctx. It is sipgo's Client.Do but for telling a request that could not
+// be sent (a *sendError: "send to ..." in the client's reasons) from a transaction that failed.
 func (s *stack) transactStream(ctx context.Context, req *sip.Request) (*sip.Response, error) {
 	st, err := s.streamsUA()
 	if err != nil {

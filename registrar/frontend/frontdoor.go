@@ -163,24 +163,7 @@ func (d *FrontDoor) forward(ctx context.Context, client *sipgo.Client, req *sip.
 	}
 	fwd.SetDestination(target.Addr.String())
 	fwd.SetTransport(strings.ToUpper(target.Transport))
-	ftx, err := client.TransactionRequest(ctx, fwd, sipgo.ClientRequestAddVia)
-	if err != nil {
-		return nil, err
-	}
-	defer ftx.Terminate()
-	for {
-		select {
-		case res := <-ftx.Responses():
-			if res.IsProvisional() {
-				continue
-			}
-			return res, nil
-		case <-ftx.Done():
-			return nil, ftx.Err()
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
-	}
+	return send(ctx, client, fwd)
 }
 
 // relay turns the registrar's response into the response to the client: the client's Via and

@@ -158,29 +158,14 @@ func (f *FrontEnd) Notify(ctx context.Context, aor string, b location.Binding, e
 	return err
 }
 
-// send runs a client transaction and returns its final response.
+// send runs a client transaction and returns its final response (sipgo's Do, which answers
+// nothing at all when a transaction ends without a response and without an error).
 func send(ctx context.Context, client *sipgo.Client, req *sip.Request) (*sip.Response, error) {
-	tx, err := client.TransactionRequest(ctx, req, sipgo.ClientRequestAddVia)
-	if err != nil {
-		return nil, err
+	res, err := client.Do(ctx, req, sipgo.ClientRequestAddVia)
+	if err == nil && res == nil {
+		return nil, errors.New("transaction ended without a response")
 	}
-	defer tx.Terminate()
-	for {
-		select {
-		case res := <-tx.Responses():
-			if res.IsProvisional() {
-				continue
-			}
-			return res, nil
-		case <-tx.Done():
-			if err := tx.Err(); err != nil {
-				return nil, err
-			}
-			return nil, errors.New("transaction ended without a response")
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
-	}
+	return res, err
 }
 
 // onRelay forwards a request routed through this front door by a flow token (a registrar's
