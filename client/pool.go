@@ -8,9 +8,10 @@ import (
 	"net/netip"
 )
 
-// Pool is a set of shared UDP sockets for very large populations: its clients multiplex over them, telling their requests apart by Contact user
-// and answering server requests from the socket they registered from. A client is assigned a
-// socket by a hash of its user, so one user always lands on the same socket.
+// Pool is a set of shared UDP sockets for very large populations: its clients multiplex over
+// them, telling their requests apart by Contact user and answering server requests from the
+// socket they registered from. A client is assigned a socket by a hash of its user, so one user
+// always lands on the same socket.
 type Pool struct {
 	stacks []*stack
 }
