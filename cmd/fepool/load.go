@@ -89,7 +89,7 @@ a step: the results so far are kept); 2 bad usage or scenario; 130 interrupted (
 	f.StringVar(&o.out, "out", "", "directory for the results (default fepool-results/<scenario>-<time>)")
 	f.StringVar(&o.shard, "shard", "0/1", "drive shard i of n of the population (clients with index % n == i); shard 0 carries out the steps")
 	f.StringVar(&o.startAt, "start-at", "", "the run's time zero as RFC 3339 (shards given the same one align); default now")
-	f.StringVar(&o.metrics, "metrics", "127.0.0.1:0", "serve Prometheus /metrics (and Go profiles at /debug/pprof/) here while running (\"\" to disable)")
+	f.StringVar(&o.metrics, "metrics", "127.0.0.1:0", "serve Prometheus /metrics (and, on a loopback address, Go profiles at /debug/pprof/) here while running (\"\" to disable)")
 	f.BoolVar(&o.quiet, "quiet", false, "no live view")
 	f.StringVar(&ctl.url, "admin", "", "the emulator's admin API URL (default: FEPOOL_ADMIN or http://127.0.0.1:8060)")
 	f.StringVar(&ctl.token, "token", "", "admin API bearer token (default: FEPOOL_ADMIN_TOKEN or the serve state file)")
@@ -231,8 +231,11 @@ func runLoad(ctx context.Context, e env, o *loadOpts, cl *admin.Client) error {
 		}
 		mux := http.NewServeMux()
 		mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-		mux.HandleFunc("/debug/pprof/", pprof.Index) // loopback only, like the emulator's
-		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		// Go profiles have no token here (the emulator's do): served on a loopback listener only
+		if a, ok := ln.Addr().(*net.TCPAddr); ok && a.IP.IsLoopback() {
+			mux.HandleFunc("/debug/pprof/", pprof.Index)
+			mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		}
 		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 		go func() { _ = srv.Serve(ln) }()
 		defer srv.Close()
