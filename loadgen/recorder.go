@@ -3,7 +3,6 @@ package loadgen
 import (
 	"net/netip"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -24,10 +23,14 @@ const (
 )
 
 type item struct {
-	ev   record.Event
-	step *record.Step
-	at   time.Time // when the event happened (for the recorder's lag)
+	ev     record.Event
+	server client.Server // the event's registrar, named in ev.Server when it is recorded
+	step   *record.Step
+	at     time.Time // when the event happened (for the recorder's lag)
 }
+
+// serverInfo is a registrar as the stream names it, and its pool.
+type serverInfo struct{ name, pool string }
 
 // recorder is where client events go: each is stamped, written to the stream and counted in the
 // live state right in the callback of the client that reported it, under one mutex. There is
@@ -46,6 +49,7 @@ type recorder struct {
 	w          *record.Writer
 	stopped    bool
 	state      map[int]uint8
+	servers    map[client.Server]serverInfo // a few: formatted once, not per event
 	at         map[int]string // pool of the registration
 	population int
 	regular    map[string]int // by pool ("" = all)
@@ -62,7 +66,7 @@ func newRecorder(start time.Time, w *record.Writer, population int, addrs map[ne
 	r := &recorder{
 		start: start, w: w, addrs: addrs, metrics: m, population: population,
 		quit: make(chan struct{}), done: make(chan struct{}),
-		state: make(map[int]uint8, population), at: make(map[int]string, population),
+		state: make(map[int]uint8, population), servers: map[client.Server]serverInfo{}, at: make(map[int]string, population),
 		regular: map[string]int{}, registered: map[string]int{},
 		lat: hdrhistogram.New(1, int64(time.Hour/time.Microsecond), 2),
 	}
@@ -89,16 +93,13 @@ var eventNames = map[client.Kind]string{
 func (r *recorder) callback(index int) func(client.Event) {
 	return func(e client.Event) {
 		ev := record.Event{C: index, E: eventNames[e.Kind], Code: e.Code, RTT: e.RTT.Nanoseconds(), Refresh: e.Refresh, Final: e.Final}
-		if e.Server.Addr.IsValid() {
-			ev.Server = e.Server.String()
-		}
 		switch e.Kind {
 		case client.RegisteredEvent:
 			ev.Mode = e.Mode.String()
 		case client.Lost, client.SignedOutEvent:
 			ev.Reason = e.Reason
 		}
-		r.send(item{ev: ev, at: e.Time})
+		r.send(item{ev: ev, server: e.Server, at: e.Time})
 	}
 }
 
@@ -157,6 +158,11 @@ func (r *recorder) handle(it item) {
 		return
 	}
 	ev := it.ev
+	var srv serverInfo
+	if it.server.Addr.IsValid() {
+		srv = r.server(it.server)
+		ev.Server = srv.name
+	}
 	ev.T = it.at.Sub(r.start).Nanoseconds()
 	lag := now.Sub(it.at)
 	if ev.E != record.Start && lag > 0 {
@@ -189,7 +195,7 @@ func (r *recorder) handle(it item) {
 		if ev.Mode == client.Resiliency.String() {
 			s = liveResiliency
 		}
-		r.set(ev.C, s, r.poolOf(ev.Server))
+		r.set(ev.C, s, srv.pool)
 	case record.Lost, record.SignedOut:
 		if r.state[ev.C] != liveIdle {
 			r.set(ev.C, liveOut, "")
@@ -200,17 +206,15 @@ func (r *recorder) handle(it item) {
 	}
 }
 
-// poolOf maps a registrar ("ip:port;transport=udp") to its pool.
-func (r *recorder) poolOf(server string) string {
-	addr, _, _ := strings.Cut(server, ";")
-	if i := strings.LastIndexByte(addr, '='); i >= 0 { // "name=ip:port"
-		addr = addr[i+1:]
+// server names a registrar as the stream does ("ip:port;transport=udp") and finds its pool
+// (with mu held).
+func (r *recorder) server(s client.Server) serverInfo {
+	if info, ok := r.servers[s]; ok {
+		return info
 	}
-	ap, err := netip.ParseAddrPort(addr)
-	if err != nil {
-		return ""
-	}
-	return r.addrs[ap]
+	info := serverInfo{name: s.String(), pool: r.addrs[s.Addr]}
+	r.servers[s] = info
+	return info
 }
 
 // set moves a client to a state (with mu held).
