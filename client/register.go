@@ -259,7 +259,9 @@ func (c *Client) request(t Server, expires time.Duration) (*sip.Request, error) 
 	c.authorizeLocked(t, req)
 	req.SetTransport(strings.ToUpper(t.Transport))
 	req.SetDestination(t.Addr.String())
-	req.SetBody(nil)
+	// what SetBody(nil) adds, without its lookup of a Content-Length first (an allocation)
+	length := sip.ContentLengthHeader(0)
+	req.AppendHeader(&length)
 	return req, nil
 }
 

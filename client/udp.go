@@ -3,6 +3,7 @@ package client
 import (
 	"bytes"
 	"errors"
+	"maps"
 	"net/netip"
 	"strconv"
 	"sync"
@@ -34,8 +35,22 @@ const (
 	udpReadSize = 32 << 10
 )
 
-// udpParser parses every stack's datagrams (sipgo's parser is safe for concurrent use).
-var udpParser = sip.NewParser()
+// udpParser parses the requests of every stack's datagrams, udpResponseParser their responses
+// (sipgo's parsers are safe for concurrent use). The client never reads a response's From and
+// To: that parser keeps them as plain headers, which sipgo parses on first use (res.From()).
+var (
+	udpParser         = sip.NewParser()
+	udpResponseParser = sip.NewParser(sip.WithHeadersParsers(withoutParsers(sip.DefaultHeadersParser(), "from", "f", "to", "t")))
+)
+
+// withoutParsers is a copy of parsers without the named headers' parsers.
+func withoutParsers(parsers map[string]sip.HeaderParser, names ...string) map[string]sip.HeaderParser {
+	m := maps.Clone(parsers)
+	for _, n := range names {
+		delete(m, n)
+	}
+	return m
+}
 
 // udpTx is a client transaction over UDP.
 type udpTx struct {
@@ -157,7 +172,11 @@ func (s *stack) datagram(data []byte, from netip.AddrPort, at time.Time) {
 	if len(bytes.Trim(data, "\r\n\x00")) == 0 {
 		return // a keep-alive
 	}
-	msg, err := udpParser.ParseSIP(data)
+	p := udpParser
+	if bytes.HasPrefix(data, []byte("SIP/2.0 ")) {
+		p = udpResponseParser
+	}
+	msg, err := p.ParseSIP(data)
 	if err != nil {
 		s.logger.Debug("unparsable datagram", "from", from.String(), "error", err)
 		return
