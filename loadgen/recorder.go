@@ -50,7 +50,7 @@ type recorder struct {
 	stopped    bool
 	state      map[int]uint8
 	servers    map[client.Server]serverInfo // a few: formatted once, not per event
-	at         map[int]string // pool of the registration
+	at         map[int]string               // pool of the registration
 	population int
 	regular    map[string]int // by pool ("" = all)
 	registered map[string]int
