@@ -235,6 +235,7 @@ func runLoad(ctx context.Context, e env, o *loadOpts, cl *admin.Client) error {
 		if a, ok := ln.Addr().(*net.TCPAddr); ok && a.IP.IsLoopback() {
 			mux.HandleFunc("/debug/pprof/", pprof.Index)
 			mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+			mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 		}
 		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 		go func() { _ = srv.Serve(ln) }()
