@@ -5,9 +5,9 @@
 // the emulator only over the network (SIP and the admin API); the topology file tells it the
 // users and their passwords.
 //
-// Stages stay apart: the clients generate events; one recorder goroutine stamps and writes them
-// and keeps the live counts the scenario's waits and the live view read; aggregation happens
-// afterwards from the stream. Every goroutine started by Run ends before Run returns.
+// Stages stay apart: the clients generate events; the recorder stamps and writes each one in
+// the callback of the client that reported it and keeps the live counts the scenario's waits
+// and the live view read; aggregation happens afterwards from the stream. Every goroutine started by Run ends before Run returns.
 package loadgen
 
 import (
@@ -587,6 +587,20 @@ func (r *run) contacts(ctx context.Context, st scenario.Step) {
 func RaiseFileLimit() (soft, hard uint64, err error) {
 	return raiseFileLimit()
 }
+
+// ErrRealtimeRefused is SetRealtime's error when the kernel does not let the process take a
+// real-time policy: it needs CAP_SYS_NICE (root has it) or an RLIMIT_RTPRIO of at least 1.
+var ErrRealtimeRefused = errors.New("the kernel refused real-time scheduling (operation not permitted)")
+
+// SetRealtime puts every thread of the process, and so every thread started later, under the
+// real-time policy SCHED_RR at its lowest priority (1). A load process that shares its CPUs with
+// the emulator otherwise waits behind the emulator's threads whenever both are busy: during a
+// failover storm a datagram waited milliseconds on its socket before the load could read it
+// (the own delay every summary reports). Under SCHED_RR the load runs as soon as something wakes
+// it, ahead of every normal thread; the cost is the emulator's: it gets the CPU only when the
+// load leaves it. The caller should leave the other processes a CPU (GOMAXPROCS below the CPU
+// count): by default Linux keeps only 5% of each second for them otherwise. Linux only.
+func SetRealtime() error { return setRealtime() }
 
 // Hostname is the machine's name for the results header.
 func Hostname() string {
