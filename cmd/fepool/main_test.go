@@ -416,3 +416,33 @@ func TestDemoTopologyIsTheDefaultWithShortTimers(t *testing.T) {
 		t.Error("configs/demo.yaml differs from configs/default.yaml in more than its timers")
 	}
 }
+
+func TestRealtimeProcs(t *testing.T) {
+	for _, tc := range []struct {
+		name             string
+		cpus, procs      int
+		userSet          bool
+		want             int
+		wantErrSubstring string
+	}{
+		{name: "two CPUs: one left", cpus: 2, procs: 2, want: 1},
+		{name: "eight CPUs: seven", cpus: 8, procs: 8, want: 7},
+		{name: "GOMAXPROCS already lower", cpus: 8, procs: 3, want: 3},
+		{name: "GOMAXPROCS set by the user", cpus: 2, procs: 2, userSet: true, want: 2},
+		{name: "one CPU", cpus: 1, procs: 1, wantErrSubstring: "at least 2 CPUs"},
+		{name: "one CPU, GOMAXPROCS set", cpus: 1, procs: 1, userSet: true, want: 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := realtimeProcs(tc.cpus, tc.procs, tc.userSet)
+			if tc.wantErrSubstring != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErrSubstring) {
+					t.Fatalf("got %d, %v; want an error saying %q", got, err, tc.wantErrSubstring)
+				}
+				return
+			}
+			if err != nil || got != tc.want {
+				t.Fatalf("got %d, %v; want %d", got, err, tc.want)
+			}
+		})
+	}
+}

@@ -189,6 +189,8 @@ type Summary struct {
 	Error      string   `json:"error,omitempty"`
 	Truncated  bool     `json:"truncated,omitempty"`
 	Thresholds []string `json:"thresholds,omitempty"`
+	// Realtime says every load process ran under real-time scheduling.
+	Realtime bool `json:"realtime,omitempty"`
 
 	InitialSignIn Dist `json:"initial_sign_in"`
 	// NeverSignedIn counts started clients never registered; AllSignedInAt is when the last
@@ -289,6 +291,7 @@ func (a *Aggregator) Header(h record.Header) {
 	a.sum.Scenario, a.sum.Description, a.sum.Clients, a.sum.Of = h.Scenario, h.Description, h.Clients, h.Shards
 	a.sum.Thresholds = h.Thresholds
 	a.sum.Emulator, a.sum.Host = h.Emulator, h.Host
+	a.sum.Realtime = h.Realtime && (len(a.shards) == 0 || a.sum.Realtime)
 	a.shards[h.Shard] = true
 }
 

@@ -220,3 +220,28 @@ func TestMergeTruncatedShard(t *testing.T) {
 		t.Errorf("truncated %v started %d, want true and the clients before the cut", got.Truncated, got.Started)
 	}
 }
+
+// A run was real-time only if every one of its load processes was.
+func TestHeaderRealtime(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		modes []bool
+		want  bool
+	}{
+		{"one real-time", []bool{true}, true},
+		{"one normal", []bool{false}, false},
+		{"both real-time", []bool{true, true}, true},
+		{"first normal", []bool{false, true}, false},
+		{"second normal", []bool{true, false}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a := aggregate.New()
+			for i, rt := range tc.modes {
+				a.Header(record.Header{Shard: i, Shards: len(tc.modes), Realtime: rt})
+			}
+			if got := a.Summary(false).Realtime; got != tc.want {
+				t.Errorf("realtime %v, want %v", got, tc.want)
+			}
+		})
+	}
+}

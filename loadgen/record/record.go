@@ -65,6 +65,8 @@ type Header struct {
 	Emulator   string   `json:"emulator,omitempty"`
 	Host       string   `json:"host,omitempty"`
 	Thresholds []string `json:"thresholds,omitempty"`
+	// Realtime says the load process ran under real-time scheduling (fepool load --realtime).
+	Realtime bool `json:"realtime,omitempty"`
 }
 
 // Teardown is the Action of the step record the load generator writes when the scenario is

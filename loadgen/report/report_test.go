@@ -292,6 +292,29 @@ func TestText(t *testing.T) {
 	t.Log("\n" + out)
 }
 
+// The recorder lag line says what the lag depended on, and what to do when it was over 1 ms.
+func TestTextLagNote(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		p99      float64
+		realtime bool
+		want     string
+	}{
+		{"low", 0.2, false, "recorder lag: p99 200µs, max 200µs\n"},
+		{"high", 4, false, "recorder lag: p99 4ms, max 4ms (the load waited for a CPU or for its garbage collector: --realtime puts it ahead of the emulator)\n"},
+		{"real-time", 4, true, "recorder lag: p99 4ms, max 4ms (real-time scheduling)\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := aggregate.Summary{Realtime: tc.realtime, RecorderLag: aggregate.Dist{Count: 10, P99: tc.p99, Max: tc.p99}}
+			var b strings.Builder
+			Text(&b, s)
+			if !strings.Contains(b.String(), tc.want) {
+				t.Errorf("want %q in:\n%s", tc.want, b.String())
+			}
+		})
+	}
+}
+
 func TestTextCleansControls(t *testing.T) {
 	s := aggregate.Summary{Scenario: "a\x1b[31mred\tb\nc", Steps: []aggregate.Step{{Name: "x\ty", Action: "wait"}}}
 	var b strings.Builder

@@ -72,6 +72,18 @@ func dq(d aggregate.Dist, q string) string {
 	return fmtMs(v)
 }
 
+// lagNote says what the recorder lag depended on: the load's scheduling, and what to do when
+// it exceeded a millisecond.
+func lagNote(s aggregate.Summary) string {
+	if s.Realtime {
+		return " (real-time scheduling)"
+	}
+	if p99, ok := s.RecorderLag.Quantile("p99"); ok && p99 > 1 {
+		return " (the load waited for a CPU or for its garbage collector: --realtime puts it ahead of the emulator)"
+	}
+	return ""
+}
+
 // measured says whether a step opened a measurement window (a disruptive step that did not fail).
 func measured(st aggregate.Step) bool { return st.Measured }
 
@@ -221,7 +233,7 @@ func Text(w io.Writer, s aggregate.Summary) {
 		rs = append(rs, "none")
 	}
 	fmt.Fprintf(w, "responses: %s\n", strings.Join(rs, ", "))
-	fmt.Fprintf(w, "recorder lag: p99 %s, max %s\n", dq(s.RecorderLag, "p99"), dq(s.RecorderLag, "max"))
+	fmt.Fprintf(w, "recorder lag: p99 %s, max %s%s\n", dq(s.RecorderLag, "p99"), dq(s.RecorderLag, "max"), lagNote(s))
 
 	if len(s.Verdicts) > 0 {
 		fmt.Fprintln(w)
