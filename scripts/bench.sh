@@ -47,6 +47,10 @@ Load suite (--suite load; also run last by the default --suite all)
     resiliency mode, Invoke-CsPoolFailOver -DisasterMode: the longest time to full service
     (target: the clients' backoff max, 10 s, + 2 s), and the load process's own recording
     delay at p99 (target < 1 ms).
+    These two run the load with --realtime (real-time scheduling, all CPUs but one) when the
+    bench may (root, or an RLIMIT_RTPRIO it can raise to 1): the load then waits for no CPU
+    behind the emulator. The 20,000-registration run does not: it measures throughput, as SIPp
+    does, with both sharing the CPUs fairly.
 
 Options
   --suite S             registrar (fepool vs Kamailio), load, or all (default)
