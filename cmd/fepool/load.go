@@ -72,8 +72,9 @@ The load's own delay (recorder lag: from a datagram's arrival, stamped by the ke
 recording) is in every summary. Latencies end at the kernel's stamp, but a load process that
 waits for a CPU also answers and re-registers late. On a machine whose CPUs it shares with the
 emulator, --realtime puts the load ahead of the emulator: under a failover storm on 2 CPUs its
-delay went from milliseconds to about 0.1 ms at p99. It slows the emulator when both are busy
-(a saturating ramp's REGISTER latencies grow), so leave it off to measure throughput.
+delay went from milliseconds to under half a millisecond at p99. It slows the emulator when
+both are busy (a saturating ramp's REGISTER latencies grow), so leave it off to measure
+throughput.
 
 Exit codes: 0 passed; 5 a threshold failed; 1 the run failed (emulator unreachable or refusing
 a step: the results so far are kept); 2 bad usage or scenario; 130 interrupted (results kept).`,
