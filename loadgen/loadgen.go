@@ -155,6 +155,7 @@ func Run(ctx context.Context, cfg Config) (end record.End, err error) {
 	go func() { defer wg.Done(); r.ramp(ctx) }()
 	go func() { defer wg.Done(); r.live(done) }()
 	stepErr := r.steps(ctx)
+	stopped := context.Cause(ctx) // before cancel: nil when the scenario ran to its end
 	cancel()
 	close(done)
 	wg.Wait()
@@ -163,8 +164,10 @@ func Run(ctx context.Context, cfg Config) (end record.End, err error) {
 	switch {
 	case stepErr != nil:
 		end.Reason = "stopped: " + stepErr.Error()
-	case ctx.Err() != nil && errors.Is(context.Cause(ctx), context.DeadlineExceeded):
+	case errors.Is(stopped, context.DeadlineExceeded):
 		end.Reason = fmt.Sprintf("the run reached its bound of %s", r.sc.MaxDuration)
+	case stopped != nil:
+		end.Reason = "interrupted"
 	}
 	r.closeClients()
 	r.rec.stop()

@@ -115,3 +115,44 @@ never_regained_service[failover] == 0`), "\n"))
 		t.Errorf("final states (before the clients sign out): regular %d signed out %d", sum.FinalRegular, sum.FinalSignedOut)
 	}
 }
+
+// A run whose context is cancelled (Ctrl-C) ends as interrupted, not as completed, with what
+// it recorded so far.
+func TestRunInterrupted(t *testing.T) {
+	env := rt.Start(t, rt.Topology)
+	sc, err := scenario.Parse("long.yaml", []byte(`
+name: long
+clients: 10
+users: {pools: [pool-a.contoso.com]}
+ramp: {rate: 100}
+steps:
+  - {name: signed in, wait: {until: all_regular, timeout: 30s}}
+  - {name: long hold, hold: 10m}
+`), env.Top)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	w, err := record.NewWriter(&buf, record.Header{Start: time.Now(), Scenario: sc.Name, Clients: sc.Clients, Shards: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	end, err := loadgen.Run(ctx, loadgen.Config{Scenario: sc, Admin: env.Admin, Shards: 1, Results: w,
+		Status: func(s loadgen.Status) {
+			if s.Step == "long hold" {
+				cancel() // the user presses Ctrl-C
+			}
+		}})
+	if err != nil || end.Reason != "interrupted" {
+		t.Fatalf("end %+v, err %v; want interrupted", end, err)
+	}
+	agg := aggregate.New()
+	if _, err := record.Read(&buf, agg.Handler()); err != nil {
+		t.Fatal(err)
+	}
+	if sum := agg.Summary(false); sum.EndReason != "interrupted" || sum.InitialSignIn.Count != 10 {
+		t.Errorf("summary: end %q, initial sign-ins %d", sum.EndReason, sum.InitialSignIn.Count)
+	}
+}
