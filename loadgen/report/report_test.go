@@ -301,7 +301,7 @@ func TestTextLagNote(t *testing.T) {
 		want     string
 	}{
 		{"low", 0.2, false, "recorder lag: p99 200µs, max 200µs\n"},
-		{"high", 4, false, "recorder lag: p99 4ms, max 4ms (the load waited for a CPU or for its garbage collector: --realtime puts it ahead of the emulator)\n"},
+		{"high", 4, false, "recorder lag: p99 4ms, max 4ms (the load waited for a CPU or for its garbage collector: fepool load --realtime puts it ahead of the emulator)\n"},
 		{"real-time", 4, true, "recorder lag: p99 4ms, max 4ms (real-time scheduling)\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -79,7 +79,7 @@ func lagNote(s aggregate.Summary) string {
 		return " (real-time scheduling)"
 	}
 	if p99, ok := s.RecorderLag.Quantile("p99"); ok && p99 > 1 {
-		return " (the load waited for a CPU or for its garbage collector: --realtime puts it ahead of the emulator)"
+		return " (the load waited for a CPU or for its garbage collector: fepool load --realtime puts it ahead of the emulator)"
 	}
 	return ""
 }
