@@ -54,8 +54,18 @@ type Config struct {
 	Status func(Status)
 	// Metrics, when set, is updated as the run goes (Prometheus /metrics).
 	Metrics *Metrics
-	Log     zerolog.Logger
+	// WatchEvery is how often the emulator's admin API is asked whether it is there while the
+	// run goes (default 1 s); unanswered watchMisses times in a row, the run ends: the emulator
+	// died or is cut off, and waiting for clients to come back would only run out the clock.
+	WatchEvery time.Duration
+	Log        zerolog.Logger
 }
+
+// errBound ends a run that reached its scenario's max_duration.
+var errBound = errors.New("the run's bound")
+
+// watchMisses is how many unanswered health checks in a row end a run.
+const watchMisses = 3
 
 // Validate checks the config.
 func (c *Config) Validate() error {
@@ -74,6 +84,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Topology == nil {
 		return errors.New("loadgen: no topology")
+	}
+	if c.WatchEvery <= 0 {
+		c.WatchEvery = time.Second
 	}
 	return nil
 }
@@ -146,14 +159,17 @@ func Run(ctx context.Context, cfg Config) (end record.End, err error) {
 		r.rec.stop()
 		return r.finish(record.End{Reason: "clients could not be created"}, err)
 	}
-	ctx, cancel := context.WithTimeout(ctx, r.sc.MaxDuration)
+	ctx, gone := context.WithCancelCause(ctx)
+	defer gone(nil)
+	ctx, cancel := context.WithTimeoutCause(ctx, r.sc.MaxDuration, errBound)
 	defer cancel()
 
 	var wg sync.WaitGroup
 	done := make(chan struct{})
-	wg.Add(2)
+	wg.Add(3)
 	go func() { defer wg.Done(); r.ramp(ctx) }()
 	go func() { defer wg.Done(); r.live(done) }()
+	go func() { defer wg.Done(); r.watch(ctx, gone) }()
 	stepErr := r.steps(ctx)
 	stopped := context.Cause(ctx) // before cancel: nil when the scenario ran to its end
 	cancel()
@@ -164,7 +180,10 @@ func Run(ctx context.Context, cfg Config) (end record.End, err error) {
 	switch {
 	case stepErr != nil:
 		end.Reason = "stopped: " + stepErr.Error()
-	case errors.Is(stopped, context.DeadlineExceeded):
+	case errors.Is(stopped, ErrEmulator):
+		end.Reason = "stopped: " + stopped.Error()
+		stepErr = stopped
+	case errors.Is(stopped, errBound):
 		end.Reason = fmt.Sprintf("the run reached its bound of %s", r.sc.MaxDuration)
 	case stopped != nil:
 		end.Reason = "interrupted"
@@ -407,6 +426,39 @@ func (r *run) live(done <-chan struct{}) {
 			st.Step, _ = r.step.Load().(string)
 			r.cfg.Status(st)
 		}
+	}
+}
+
+// watch asks the emulator's admin API whether it is there every WatchEvery until ctx ends, and
+// ends the run through gone when it went unanswered watchMisses times in a row. An emulator
+// that answers unhealthy (a pool down) is there.
+func (r *run) watch(ctx context.Context, gone context.CancelCauseFunc) {
+	t := time.NewTicker(r.cfg.WatchEvery)
+	defer t.Stop()
+	misses := 0
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		hctx, cancel := context.WithTimeout(ctx, max(r.cfg.WatchEvery, time.Second))
+		_, err := r.cfg.Admin.Health(hctx)
+		cancel()
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err == nil:
+			misses = 0
+			continue
+		}
+		if misses++; misses < watchMisses {
+			continue
+		}
+		err = fmt.Errorf("%w: its admin API stopped answering (%d checks in a row, the last at +%s): %v",
+			ErrEmulator, misses, time.Since(r.start).Round(time.Second), err)
+		gone(err)
+		return
 	}
 }
 
