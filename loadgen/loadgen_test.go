@@ -118,18 +118,23 @@ never_regained_service[failover] == 0`), "\n"))
 	}
 }
 
-// A run whose context is cancelled (Ctrl-C) ends as interrupted, and one that reaches its
-// scenario's max_duration says so; neither as completed, and both with what they recorded.
+// A run that stops before its scenario's end says why, never that the scenario completed, and
+// keeps what it recorded: interrupted (Ctrl-C), at its max_duration, or because the emulator
+// died (an error, noticed by the watch instead of waiting out a step that can no longer end).
 func TestRunStopped(t *testing.T) {
-	env := rt.Start(t, rt.Topology)
 	for _, tc := range []struct {
-		name, bound, want string
-		interrupt         bool
+		name, bound string
+		atHold      func(env *rt.Env, cancel context.CancelFunc)
+		wantReason  string
+		wantErr     error
 	}{
-		{name: "interrupted", bound: "1h", interrupt: true, want: "interrupted"},
-		{name: "bound", bound: "2s", want: "the run reached its bound of 2s"},
+		{name: "interrupted", bound: "1h", atHold: func(_ *rt.Env, cancel context.CancelFunc) { cancel() }, wantReason: "interrupted"},
+		{name: "bound", bound: "2s", wantReason: "the run reached its bound of 2s"},
+		{name: "emulator dies", bound: "1h", atHold: func(env *rt.Env, _ context.CancelFunc) { env.R.Close() },
+			wantReason: "stopped: emulator: its admin API stopped answering", wantErr: loadgen.ErrEmulator},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			env := rt.Start(t, rt.Topology)
 			sc, err := scenario.Parse("long.yaml", []byte(`
 name: long
 clients: 10
@@ -150,64 +155,23 @@ steps:
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
-			end, err := loadgen.Run(ctx, loadgen.Config{Scenario: sc, Admin: env.Admin, Shards: 1, Results: w,
+			var once sync.Once
+			end, err := loadgen.Run(ctx, loadgen.Config{Scenario: sc, Admin: env.Admin, Shards: 1, Results: w, WatchEvery: 50 * time.Millisecond,
 				Status: func(s loadgen.Status) {
-					if tc.interrupt && s.Step == "long hold" {
-						cancel() // the user presses Ctrl-C
+					if tc.atHold != nil && s.Step == "long hold" {
+						once.Do(func() { tc.atHold(env, cancel) })
 					}
 				}})
-			if err != nil || end.Reason != tc.want {
-				t.Fatalf("end %+v, err %v; want %q", end, err, tc.want)
+			if !errors.Is(err, tc.wantErr) || !strings.HasPrefix(end.Reason, tc.wantReason) {
+				t.Fatalf("end %+v, err %v; want %q, %v", end, err, tc.wantReason, tc.wantErr)
 			}
 			agg := aggregate.New()
 			if _, err := record.Read(&buf, agg.Handler()); err != nil {
 				t.Fatal(err)
 			}
-			if sum := agg.Summary(false); sum.EndReason != tc.want || sum.InitialSignIn.Count != 10 {
-				t.Errorf("summary: end %q, initial sign-ins %d", sum.EndReason, sum.InitialSignIn.Count)
+			if sum := agg.Summary(false); sum.EndReason != end.Reason || sum.InitialSignIn.Count != 10 || len(sum.Steps) != 2 {
+				t.Errorf("summary: end %q, initial sign-ins %d, steps %d", sum.EndReason, sum.InitialSignIn.Count, len(sum.Steps))
 			}
 		})
-	}
-}
-
-// An emulator that dies mid-run ends the run with an error that says so, not at the end of a
-// wait that can no longer end; what was recorded so far is in the stream.
-func TestRunEmulatorDies(t *testing.T) {
-	env := rt.Start(t, rt.Topology)
-	sc, err := scenario.Parse("long.yaml", []byte(`
-name: long
-clients: 10
-users: {pools: [pool-a.contoso.com]}
-ramp: {rate: 100}
-steps:
-  - {name: signed in, wait: {until: all_regular, timeout: 30s}}
-  - {name: idle, hold: 10m}
-`), env.Top)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var buf bytes.Buffer
-	w, err := record.NewWriter(&buf, record.Header{Start: time.Now(), Scenario: sc.Name, Clients: sc.Clients, Shards: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var once sync.Once
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second) // else interrupted
-	defer cancel()
-	end, err := loadgen.Run(ctx, loadgen.Config{Scenario: sc, Admin: env.Admin, Shards: 1, Results: w, WatchEvery: 50 * time.Millisecond,
-		Status: func(s loadgen.Status) {
-			if s.Step == "idle" {
-				once.Do(env.R.Close) // the emulator dies
-			}
-		}})
-	if !errors.Is(err, loadgen.ErrEmulator) || !strings.Contains(err.Error(), "admin API stopped answering") || !strings.HasPrefix(end.Reason, "stopped: ") {
-		t.Fatalf("end %+v, err %v; want the run stopped by the emulator's death", end, err)
-	}
-	agg := aggregate.New()
-	if _, err := record.Read(&buf, agg.Handler()); err != nil {
-		t.Fatal(err)
-	}
-	if sum := agg.Summary(false); sum.InitialSignIn.Count != 10 || len(sum.Steps) != 2 {
-		t.Errorf("summary: initial sign-ins %d, steps %d", sum.InitialSignIn.Count, len(sum.Steps))
 	}
 }
