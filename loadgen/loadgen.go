@@ -7,7 +7,8 @@
 //
 // Stages stay apart: the clients generate events; the recorder stamps and writes each one in
 // the callback of the client that reported it and keeps the live counts the scenario's waits
-// and the live view read; aggregation happens afterwards from the stream. Every goroutine started by Run ends before Run returns.
+// and the live view read; aggregation happens afterwards from the stream. Every goroutine
+// started by Run ends before Run returns.
 package loadgen
 
 import (
@@ -177,12 +178,13 @@ func Run(ctx context.Context, cfg Config) (end record.End, err error) {
 	wg.Wait()
 	r.rec.step(record.Step{T: time.Since(r.start).Nanoseconds(), Index: len(r.sc.Steps) + 1, Name: "sign out", Action: record.Teardown})
 	end = record.End{Reason: "the scenario completed"}
+	runErr := stepErr
 	switch {
 	case stepErr != nil:
 		end.Reason = "stopped: " + stepErr.Error()
 	case errors.Is(stopped, ErrEmulator):
 		end.Reason = "stopped: " + stopped.Error()
-		stepErr = stopped
+		runErr = stopped
 	case errors.Is(stopped, errBound):
 		end.Reason = fmt.Sprintf("the run reached its bound of %s", r.sc.MaxDuration)
 	case stopped != nil:
@@ -193,7 +195,7 @@ func Run(ctx context.Context, cfg Config) (end record.End, err error) {
 	if n := r.rec.stalls(); n > 0 {
 		r.log.Warn().Int("waits", n).Msg("clients waited for the results file's compression: the disk or the CPU was too slow for the event rate")
 	}
-	return r.finish(end, stepErr)
+	return r.finish(end, runErr)
 }
 
 // finish closes the stream with the end record.
