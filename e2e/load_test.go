@@ -65,6 +65,9 @@ wait:
 			}
 		}
 	}
+	if strings.Contains(logs.String(), "kernel refused real-time scheduling") {
+		t.Skipf("the kernel does not permit real-time scheduling here:\n%s", logs.String())
+	}
 	if err != nil {
 		t.Fatalf("fepool load --realtime: %v\n%s", err, logs.String())
 	}
