@@ -61,17 +61,32 @@ thresholds:
   - p99(register_latency) < 2s
 `
 
+// results is a results stream for a run of sc, and what reads it back once the run is over.
+func results(t *testing.T, sc *scenario.Scenario) (*record.Writer, func() aggregate.Summary) {
+	t.Helper()
+	var buf bytes.Buffer
+	w, err := record.NewWriter(&buf, record.Header{Start: time.Now(), Scenario: sc.Name, Clients: sc.Clients, Shards: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w, func() aggregate.Summary {
+		t.Helper()
+		agg := aggregate.New()
+		truncated, err := record.Read(&buf, agg.Handler())
+		if err != nil || truncated {
+			t.Fatalf("read: %v truncated %v", err, truncated)
+		}
+		return agg.Summary(false)
+	}
+}
+
 func TestRunSmallScenario(t *testing.T) {
 	env := rt.Start(t, rt.Topology)
 	sc, err := scenario.Parse("small.yaml", []byte(smallScenario), env.Top)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var buf bytes.Buffer
-	w, err := record.NewWriter(&buf, record.Header{Start: time.Now(), Scenario: sc.Name, Clients: sc.Clients, Shards: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
+	w, summary := results(t, sc)
 	var statuses []loadgen.Status
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -80,12 +95,7 @@ func TestRunSmallScenario(t *testing.T) {
 	if err != nil {
 		t.Fatalf("run: %v (%+v)", err, end)
 	}
-	agg := aggregate.New()
-	truncated, err := record.Read(&buf, agg.Handler())
-	if err != nil || truncated {
-		t.Fatalf("read: %v truncated %v", err, truncated)
-	}
-	sum := agg.Summary(false)
+	sum := summary()
 	if sum.Started != 60 || sum.NeverSignedIn != 0 || sum.InitialSignIn.Count != 60 || len(sum.Steps) != 8 {
 		t.Fatalf("summary: started %d never %d initial %d steps %d", sum.Started, sum.NeverSignedIn, sum.InitialSignIn.Count, len(sum.Steps))
 	}
@@ -148,11 +158,7 @@ steps:
 			if err != nil {
 				t.Fatal(err)
 			}
-			var buf bytes.Buffer
-			w, err := record.NewWriter(&buf, record.Header{Start: time.Now(), Scenario: sc.Name, Clients: sc.Clients, Shards: 1})
-			if err != nil {
-				t.Fatal(err)
-			}
+			w, summary := results(t, sc)
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
 			var once sync.Once
@@ -165,11 +171,7 @@ steps:
 			if !errors.Is(err, tc.wantErr) || !strings.HasPrefix(end.Reason, tc.wantReason) {
 				t.Fatalf("end %+v, err %v; want %q, %v", end, err, tc.wantReason, tc.wantErr)
 			}
-			agg := aggregate.New()
-			if _, err := record.Read(&buf, agg.Handler()); err != nil {
-				t.Fatal(err)
-			}
-			if sum := agg.Summary(false); sum.EndReason != end.Reason || sum.InitialSignIn.Count != 10 || len(sum.Steps) != 2 {
+			if sum := summary(); sum.EndReason != end.Reason || sum.InitialSignIn.Count != 10 || len(sum.Steps) != 2 {
 				t.Errorf("summary: end %q, initial sign-ins %d, steps %d", sum.EndReason, sum.InitialSignIn.Count, len(sum.Steps))
 			}
 		})
