@@ -188,7 +188,7 @@ func New(cfg Config, opts ...Option) (*Registrar, error) {
 	opt := frontend.Options{
 		Log: r.log, Metrics: r.metrics, TLS: r.tls, ClientTLS: internalTLS(r.tls), Limits: r.top.SIP.Limits,
 		RetryAfter: r.top.SIP.RetryAfter, IdleTimeout: r.top.SIP.TCPIdleTimeout,
-		Server: r.top.ServerHeader, Trace: cfg.Trace,
+		Server: r.top.ServerHeader, Trace: cfg.Trace, Internal: r.top.Addresses(),
 	}
 	for _, tp := range r.top.Pools {
 		p := &pool{top: tp, fabric: fabric.New(fabric.Config{
@@ -204,7 +204,11 @@ func New(cfg Config, opts ...Option) (*Registrar, error) {
 		p.last = p.fabric.Snapshot()
 		r.pools = append(r.pools, p)
 		if tp.FrontDoor != nil {
-			r.doors = append(r.doors, frontend.NewFrontDoor(frontend.FrontDoorConfig{FrontDoor: tp.FrontDoor, Cluster: r, Auth: r.auth}, opt))
+			upstream := tp.FrontEndAddresses()
+			if b := r.top.BackupOf(tp); b != nil {
+				upstream = append(upstream, b.FrontEndAddresses()...)
+			}
+			r.doors = append(r.doors, frontend.NewFrontDoor(frontend.FrontDoorConfig{FrontDoor: tp.FrontDoor, Cluster: r, Auth: r.auth, Upstream: upstream}, opt))
 		}
 	}
 	if err := r.setUpPairs(); err != nil {

@@ -41,6 +41,10 @@ type Options struct {
 	Server      string // Server header
 	// Trace logs every SIP message (sipgo's wire tracing) at debug level.
 	Trace bool
+	// Internal are the addresses of the emulator's own listeners (Front Ends and front doors):
+	// the per-source rate and connection limits never apply to them, since a front door carries
+	// every client's traffic to the Front Ends.
+	Internal []netip.Addr
 }
 
 // handler serves one request and returns its final response (nil: none, as for ACK).
@@ -60,6 +64,8 @@ type endpoint struct {
 	// handler never blocks.
 	inline map[sip.RequestMethod]bool
 	parser *sip.Parser
+	// internal holds Options.Internal: sources exempt from the per-source limits.
+	internal map[netip.Addr]bool
 
 	mu       sync.Mutex
 	running  bool
@@ -86,6 +92,10 @@ func newEndpoint(name string, addr netip.Addr, ports topology.Ports, opts Option
 		handlers: map[sip.RequestMethod]handler{},
 		inline:   map[sip.RequestMethod]bool{},
 		parser:   sip.NewParser(),
+		internal: map[netip.Addr]bool{},
+	}
+	for _, a := range opts.Internal {
+		e.internal[a.Unmap()] = true
 	}
 	if opts.TLS == nil {
 		e.ports.TLS = 0
@@ -103,7 +113,7 @@ func (e *endpoint) start() error {
 	if e.running {
 		return ErrRunning
 	}
-	socks, err := bind(e.addr, e.ports, connLimits{perIP: e.opts.Limits.MaxConnsPerIP, idle: e.opts.IdleTimeout, gauge: e.m.Conns, dropped: e.m.Dropped})
+	socks, err := bind(e.addr, e.ports, connLimits{perIP: e.opts.Limits.MaxConnsPerIP, exempt: e.internal, idle: e.opts.IdleTimeout, gauge: e.m.Conns, dropped: e.m.Dropped})
 	if err != nil {
 		return err
 	}
@@ -254,6 +264,20 @@ func (e *endpoint) sipClient() *sipgo.Client {
 	return e.client
 }
 
+// fromSelf makes a request this endpoint sends leave from its own address: over UDP from its
+// listening socket, over TCP and TLS from a connection bound to its IP. Left to itself sipgo
+// opens an upstream socket on 0.0.0.0, and serves whatever that socket then receives from
+// any interface.
+func (e *endpoint) fromSelf(req *sip.Request) {
+	ip := e.addr.AsSlice()
+	req.Laddr = sip.Addr{IP: ip}
+	if req.Transport() == "UDP" {
+		if a := e.addrs().UDP; a.IsValid() {
+			req.Laddr.Port = int(a.Port())
+		}
+	}
+}
+
 // wrap adds to a handler what every request needs: counting, the in-flight bound (503 beyond
 // it), panic containment, the latency of REGISTER, and, over UDP, answering retransmissions from
 // the retransmission cache so that a transaction ends as soon as its final response is sent.
@@ -398,11 +422,15 @@ func (e *endpoint) readFilter(udp *net.UDPConn) sip.TransportReadFilter {
 			e.answerSTUN(udp, p, data)
 			return nil, nil
 		}
-		if e.limiter != nil && !e.limiter.allow(p.RemoteAddr.String()) {
+		ra, ok := p.RemoteAddr.(*net.UDPAddr)
+		if !ok {
+			return data, nil
+		}
+		if ip := ra.AddrPort().Addr().Unmap(); e.limiter != nil && !e.internal[ip] && !e.limiter.allow(ip) {
 			e.m.Dropped("rate_limit")
 			return nil, nil
 		}
-		if ra, ok := p.RemoteAddr.(*net.UDPAddr); ok && e.serveInline(udp, ra, data) {
+		if e.serveInline(udp, ra, data) {
 			return nil, nil
 		}
 		return data, nil
@@ -495,11 +523,12 @@ func (e *endpoint) answerSTUN(udp *net.UDPConn, p sip.TransportReadProps, data [
 	}
 }
 
-// sourceLimiter is a token bucket per source address, forgetting sources idle for a minute.
+// sourceLimiter is a token bucket per source IP (not ip:port: a sender owns every port of its
+// address), forgetting sources idle for a minute.
 type sourceLimiter struct {
 	perSec int
 	mu     sync.Mutex
-	m      map[string]*sourceBucket
+	m      map[netip.Addr]*sourceBucket
 	swept  time.Time
 }
 
@@ -509,10 +538,10 @@ type sourceBucket struct {
 }
 
 func newSourceLimiter(perSec int) *sourceLimiter {
-	return &sourceLimiter{perSec: perSec, m: map[string]*sourceBucket{}, swept: time.Now()}
+	return &sourceLimiter{perSec: perSec, m: map[netip.Addr]*sourceBucket{}, swept: time.Now()}
 }
 
-func (s *sourceLimiter) allow(src string) bool {
+func (s *sourceLimiter) allow(src netip.Addr) bool {
 	now := time.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -5,7 +5,9 @@ import (
 	"encoding/base64"
 	"fmt"
 	"net/netip"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/emiago/sipgo"
@@ -22,27 +24,38 @@ type FrontDoorConfig struct {
 	Auth      *sipauth.Authenticator
 	// Timeout bounds a proxied transaction (default 8 s).
 	Timeout time.Duration
+	// Upstream are the addresses of the Front Ends that may send requests to clients through
+	// this front door: its pool's and its backup pool's (which serves the pool's users after a
+	// failover). Requests from anywhere else are refused.
+	Upstream []netip.Addr
 }
 
 // FrontDoor is a pool's front door: the address the pool FQDN resolves to. In redirect mode it
 // authenticates and answers 301 with the user's current registrar, as a Lync Director does; in
 // proxy mode it forwards the REGISTER there, adding a Path, for clients that do not follow 3xx.
 type FrontDoor struct {
-	ep      *endpoint
-	fd      *topology.FrontDoor
-	cl      Cluster
-	auth    *sipauth.Authenticator
-	timeout time.Duration
+	ep       *endpoint
+	fd       *topology.FrontDoor
+	cl       Cluster
+	auth     *sipauth.Authenticator
+	timeout  time.Duration
+	upstream map[netip.Addr]bool
+	flows    flowTable
 }
 
 // NewFrontDoor returns a stopped front door.
 func NewFrontDoor(cfg FrontDoorConfig, opts Options) *FrontDoor {
 	d := &FrontDoor{
-		ep:      newEndpoint("frontdoor."+cfg.FrontDoor.FQDN, cfg.FrontDoor.Address, cfg.FrontDoor.Ports, opts, "frontdoor"),
-		fd:      cfg.FrontDoor,
-		cl:      cfg.Cluster,
-		auth:    cfg.Auth,
-		timeout: cfg.Timeout,
+		ep:       newEndpoint("frontdoor."+cfg.FrontDoor.FQDN, cfg.FrontDoor.Address, cfg.FrontDoor.Ports, opts, "frontdoor"),
+		fd:       cfg.FrontDoor,
+		cl:       cfg.Cluster,
+		auth:     cfg.Auth,
+		timeout:  cfg.Timeout,
+		upstream: map[netip.Addr]bool{},
+		flows:    flowTable{m: map[string]time.Time{}},
+	}
+	for _, a := range cfg.Upstream {
+		d.upstream[a.Unmap()] = true
 	}
 	if d.timeout <= 0 {
 		d.timeout = 8 * time.Second
@@ -146,6 +159,11 @@ func (d *FrontDoor) proxy(req *sip.Request) *sip.Response {
 				continue
 			}
 		}
+		if req.Method == sip.REGISTER && res.StatusCode >= 200 && res.StatusCode < 300 {
+			if life := registrationLifetime(res); life > 0 {
+				d.flows.hold(flowKey(req.Transport(), req.Source()), d.cl.Now(), life)
+			}
+		}
 		return d.relay(req, res)
 	}
 	return unavailable(d.ep, req, DiagCannotRoute, d.fd.FQDN)
@@ -163,6 +181,7 @@ func (d *FrontDoor) forward(ctx context.Context, client *sipgo.Client, req *sip.
 	}
 	fwd.SetDestination(target.Addr.String())
 	fwd.SetTransport(strings.ToUpper(target.Transport))
+	d.ep.fromSelf(fwd)
 	return send(ctx, client, fwd)
 }
 
@@ -181,6 +200,73 @@ func (d *FrontDoor) relay(req *sip.Request, res *sip.Response) *sip.Response {
 		out.AppendHeader(h)
 	}
 	return out
+}
+
+// registrationLifetime is the longest a 2xx to a REGISTER keeps any binding (its Contacts'
+// expires, else its Expires header).
+func registrationLifetime(res *sip.Response) time.Duration {
+	longest := -1
+	for _, h := range res.GetHeaders("Contact") {
+		if c, ok := h.(*sip.ContactHeader); ok {
+			if v, ok := c.Params.Get("expires"); ok {
+				if n, err := strconv.Atoi(v); err == nil {
+					longest = max(longest, n)
+				}
+			}
+		}
+	}
+	if longest < 0 {
+		if v, err := strconv.Atoi(headerValue(res, "Expires")); err == nil {
+			longest = v
+		}
+	}
+	return time.Duration(max(longest, 0)) * time.Second
+}
+
+func headerValue(res *sip.Response, name string) string {
+	if h := res.GetHeader(name); h != nil {
+		return strings.TrimSpace(h.Value())
+	}
+	return ""
+}
+
+// flowKey names a client flow as its flow token encodes it: "UDP/127.0.0.1:5062".
+func flowKey(transport, source string) string { return transport + "/" + source }
+
+// flowTable holds the client flows a proxying front door registered through it, each until the
+// longest registration it relayed on it could have expired: a registrar's request for a user
+// comes back only along one of them (RFC 5626 §5.3: an edge proxy forwards on flows it holds).
+// Its size is bounded by the flows that registered within the longest registration lifetime.
+type flowTable struct {
+	mu    sync.Mutex
+	m     map[string]time.Time
+	swept time.Time
+}
+
+// hold keeps the flow for life from now (never shortening what it already holds: other users
+// may be registered on the same flow).
+func (t *flowTable) hold(key string, now time.Time, life time.Duration) {
+	until := now.Add(life)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if until.After(t.m[key]) {
+		t.m[key] = until
+	}
+	if now.Sub(t.swept) > time.Minute {
+		for k, u := range t.m {
+			if !u.After(now) {
+				delete(t.m, k)
+			}
+		}
+		t.swept = now
+	}
+}
+
+// holds reports whether the flow is held at now.
+func (t *flowTable) holds(key string, now time.Time) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.m[key].After(now)
 }
 
 // pathURI is the front door's Path entry: a flow token naming the client's flow, so requests

@@ -138,7 +138,8 @@ func (s *sockets) close(abrupt bool) {
 
 // connLimits are the TCP/TLS protections and gauges of a listener set.
 type connLimits struct {
-	perIP   int           // 0 = unlimited
+	perIP   int // 0 = unlimited
+	exempt  map[netip.Addr]bool
 	idle    time.Duration // close a connection silent this long; 0 = never
 	gauge   func(transport string) prometheus.Gauge
 	dropped func(reason string)
@@ -175,7 +176,7 @@ func (t *trackedListener) Accept() (net.Conn, error) {
 		}
 		ip := netip.Addr{}
 		if ta, ok := c.RemoteAddr().(*net.TCPAddr); ok {
-			ip = ta.AddrPort().Addr()
+			ip = ta.AddrPort().Addr().Unmap()
 		}
 		t.mu.Lock()
 		if t.closed {
@@ -183,7 +184,7 @@ func (t *trackedListener) Accept() (net.Conn, error) {
 			c.Close()
 			return nil, net.ErrClosed
 		}
-		if t.limits.perIP > 0 && t.perIP[ip] >= t.limits.perIP {
+		if t.limits.perIP > 0 && t.perIP[ip] >= t.limits.perIP && !t.limits.exempt[ip] {
 			t.mu.Unlock()
 			c.Close()
 			if t.limits.dropped != nil {

@@ -149,11 +149,7 @@ func (f *FrontEnd) Notify(ctx context.Context, aor string, b location.Binding, e
 	}
 	req.SetDestination(dst)
 	req.SetTransport(transport)
-	if transport == "UDP" {
-		if a := f.ep.addrs().UDP; a.IsValid() {
-			req.Laddr = sip.Addr{IP: a.Addr().AsSlice(), Port: int(a.Port())}
-		}
-	}
+	f.ep.fromSelf(req)
 	_, err = send(ctx, client, req)
 	return err
 }
@@ -170,14 +166,22 @@ func send(ctx context.Context, client *sipgo.Client, req *sip.Request) (*sip.Res
 
 // onRelay forwards a request routed through this front door by a flow token (a registrar's
 // NOTIFY for a client that registered through it) to the client's flow.
+// It relays nothing it did not set up: the request must come from a Front End of the pool (or
+// of its backup pool) and name a flow a REGISTER of a user was proxied on; anything else is
+// refused with 403 and counted.
 func (d *FrontDoor) onRelay(req *sip.Request) *sip.Response {
+	if src, err := netip.ParseAddrPort(req.Source()); err != nil || !d.upstream[src.Addr().Unmap()] {
+		d.ep.m.Refused("relay_source")
+		return d.ep.response(req, 403, "Forbidden: only the pool's Front Ends send requests through its front door")
+	}
 	route := req.Route()
 	if route == nil || !d.ep.isMine(route.Address) {
 		return d.ep.response(req, 404, "Not Found: no Route to this front door")
 	}
 	tp, addr, err := FlowToken(route.Address.User)
-	if err != nil || !addr.Addr().IsLoopback() {
-		return d.ep.response(req, 404, "Not Found: no such flow")
+	if err != nil || !addr.Addr().IsLoopback() || !d.flows.holds(flowKey(tp, addr.String()), d.cl.Now()) {
+		d.ep.m.Refused("relay_flow")
+		return d.ep.response(req, 403, "Forbidden: no such flow at this front door")
 	}
 	if mf := req.MaxForwards(); mf != nil && mf.Val() <= 1 {
 		return d.ep.response(req, 483, "Too Many Hops")
@@ -193,11 +197,7 @@ func (d *FrontDoor) onRelay(req *sip.Request) *sip.Response {
 	}
 	fwd.SetDestination(addr.String())
 	fwd.SetTransport(tp)
-	if tp == "UDP" {
-		if a := d.ep.addrs().UDP; a.IsValid() {
-			fwd.Laddr = sip.Addr{IP: a.Addr().AsSlice(), Port: int(a.Port())}
-		}
-	}
+	d.ep.fromSelf(fwd)
 	if req.Method == "BENOTIFY" { // best effort: never answered
 		_ = client.WriteRequest(fwd, sipgo.ClientRequestAddVia)
 		return nil

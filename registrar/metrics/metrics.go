@@ -20,6 +20,8 @@ type Metrics struct {
 	latency      *prometheus.HistogramVec
 	parseErrors  *prometheus.CounterVec
 	dropped      *prometheus.CounterVec
+	refused      *prometheus.CounterVec
+	panics       *prometheus.CounterVec
 	keepalives   *prometheus.CounterVec
 	retrans      *prometheus.CounterVec
 	conns        *prometheus.GaugeVec
@@ -50,6 +52,12 @@ func New() *Metrics {
 		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "fepool_sip_dropped_total", Help: "Messages or connections dropped by protection limits or because they were not SIP, by reason.",
 		}, []string{"listener", "reason"}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "fepool_sip_refused_total", Help: "Requests answered with an error by a protection or sanity rule before any handler ran (a relay the front door did not set up, a malformed or oversized request), by reason.",
+		}, []string{"listener", "reason"}),
+		panics: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "fepool_handler_panics_total", Help: "SIP handlers that panicked and were answered 500 (the first is logged with its stack, the rest sampled).",
+		}, []string{"listener"}),
 		keepalives: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "fepool_keepalives_total", Help: "Keep-alives received: CRLF (RFC 5626) and STUN Binding requests answered.",
 		}, []string{"listener", "kind"}),
@@ -69,7 +77,7 @@ func New() *Metrics {
 			Name: "fepool_registration_notify_total", Help: "registration-notify requests sent to move signed-in users between pools, by outcome.",
 		}, []string{"outcome"}),
 	}
-	m.Registry.MustRegister(m.requests, m.responses, m.latency, m.parseErrors, m.dropped, m.keepalives, m.retrans, m.conns, m.authOutcomes, m.Events, m.Notifies,
+	m.Registry.MustRegister(m.requests, m.responses, m.latency, m.parseErrors, m.dropped, m.refused, m.panics, m.keepalives, m.retrans, m.conns, m.authOutcomes, m.Events, m.Notifies,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -84,13 +92,16 @@ type Listener struct {
 	STUN    prometheus.Counter
 	// Retransmission counts requests answered from the retransmission cache.
 	Retransmission prometheus.Counter
-	register       prometheus.Counter
-	options        prometheus.Counter
+	// Panic counts handler panics.
+	Panic    prometheus.Counter
+	register prometheus.Counter
+	options  prometheus.Counter
 
 	mu      sync.Mutex
 	codes   map[int]prometheus.Counter
 	methods map[string]prometheus.Counter
 	reasons map[string]prometheus.Counter
+	refusal map[string]prometheus.Counter
 	auth    map[string]prometheus.Counter
 }
 
@@ -103,11 +114,13 @@ func (m *Metrics) Listener(name string) *Listener {
 		CRLF:           m.keepalives.WithLabelValues(name, "crlf"),
 		STUN:           m.keepalives.WithLabelValues(name, "stun"),
 		Retransmission: m.retrans.WithLabelValues(name),
+		Panic:          m.panics.WithLabelValues(name),
 		register:       m.requests.WithLabelValues(name, "REGISTER"),
 		options:        m.requests.WithLabelValues(name, "OPTIONS"),
 		codes:          map[int]prometheus.Counter{},
 		methods:        map[string]prometheus.Counter{},
 		reasons:        map[string]prometheus.Counter{},
+		refusal:        map[string]prometheus.Counter{},
 		auth:           map[string]prometheus.Counter{},
 	}
 }
@@ -139,6 +152,12 @@ func (l *Listener) Response(code int) {
 // Dropped counts something dropped for a reason (rate_limit, overload, not_sip, conn_limit...).
 func (l *Listener) Dropped(reason string) {
 	l.cached(l.reasons, reason, l.m.dropped).Inc()
+}
+
+// Refused counts a request answered with an error by a protection or sanity rule (relay_source,
+// relay_flow, version, content_length, method_case, missing_header, too_large...).
+func (l *Listener) Refused(reason string) {
+	l.cached(l.refusal, reason, l.m.refused).Inc()
 }
 
 // Auth counts a digest authentication outcome.

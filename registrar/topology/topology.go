@@ -224,6 +224,27 @@ func (t *Topology) FrontEnd(fqdn string) *FrontEnd {
 	return nil
 }
 
+// FrontEndAddresses returns the addresses of the pool's Front Ends.
+func (p *Pool) FrontEndAddresses() []netip.Addr {
+	out := make([]netip.Addr, 0, len(p.FrontEnds))
+	for _, fe := range p.FrontEnds {
+		out = append(out, fe.Address)
+	}
+	return out
+}
+
+// Addresses returns every address the topology's listeners bind: Front Ends and front doors.
+func (t *Topology) Addresses() []netip.Addr {
+	var out []netip.Addr
+	for _, p := range t.Pools {
+		out = append(out, p.FrontEndAddresses()...)
+		if p.FrontDoor != nil {
+			out = append(out, p.FrontDoor.Address)
+		}
+	}
+	return out
+}
+
 // BackupOf returns the pool's backup pool, or nil.
 func (t *Topology) BackupOf(p *Pool) *Pool {
 	if p.Backup == "" {

@@ -1,0 +1,165 @@
+package registrar_test
+
+import (
+	"encoding/base64"
+	"fmt"
+	"net"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	rt "github.com/fepool/fepool/registrar/registrartest"
+)
+
+// udpFrom opens a UDP socket on ip (any loopback address can be bound on Linux).
+func udpFrom(t *testing.T, ip string) *net.UDPConn {
+	t.Helper()
+	c, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(netip.MustParseAddr(ip), 0)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// exchange sends msg from c to dst and returns the first line of the answer ("" when none came
+// within wait).
+func exchange(t *testing.T, c *net.UDPConn, dst netip.AddrPort, msg string, wait time.Duration) string {
+	t.Helper()
+	if _, err := c.WriteToUDPAddrPort([]byte(msg), dst); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 65536)
+	_ = c.SetReadDeadline(time.Now().Add(wait))
+	n, _, err := c.ReadFromUDPAddrPort(buf)
+	if err != nil {
+		return ""
+	}
+	line, _, _ := strings.Cut(string(buf[:n]), "\r\n")
+	return line
+}
+
+// received reports whether a datagram reaches c within wait, and its first line.
+func received(c *net.UDPConn, wait time.Duration) (string, bool) {
+	buf := make([]byte, 65536)
+	_ = c.SetReadDeadline(time.Now().Add(wait))
+	n, _, err := c.ReadFromUDPAddrPort(buf)
+	if err != nil {
+		return "", false
+	}
+	line, _, _ := strings.Cut(string(buf[:n]), "\r\n")
+	return line, true
+}
+
+// forgedNotify is a registration-notify routed through a front door by a flow token naming
+// victim, as an attacker would write it.
+func forgedNotify(from *net.UDPConn, door netip.AddrPort, victim netip.AddrPort, n int) string {
+	token := base64.RawURLEncoding.EncodeToString([]byte("UDP/" + victim.String()))
+	return fmt.Sprintf("NOTIFY sip:user00042@%s SIP/2.0\r\nVia: SIP/2.0/UDP %s;branch=z9hG4bK-forged%d;rport\r\n"+
+		"Route: <sip:%s@%s;transport=udp;lr;ob>\r\nFrom: <sip:contoso.com>;tag=f%d\r\nTo: <sip:user00042@contoso.com>\r\n"+
+		"Call-ID: forged%d\r\nCSeq: 1 NOTIFY\r\nMax-Forwards: 70\r\nEvent: registration-notify\r\nSubscription-State: terminated;expires=0\r\n"+
+		"Content-Type: text/registration-event\r\nContent-Length: 29\r\n\r\nderegistered;event=rejected\r\n",
+		victim, from.LocalAddr(), n, token, door, n, n)
+}
+
+// TestFrontDoorRelaysNothingItDidNotSetUp: a NOTIFY carrying a flow token is relayed only when
+// it comes from a Front End of the pool and names a flow a REGISTER was proxied on; an outsider,
+// or a Front End's address naming any other flow, gets 403, the target receives nothing, and
+// both are counted.
+func TestFrontDoorRelaysNothingItDidNotSetUp(t *testing.T) {
+	env := rt.Start(t, rt.Topology)
+	door := env.DoorAddr(t, "pool-a.contoso.com", "udp")
+	victim := udpFrom(t, "127.0.0.1")
+	victimAddr := victim.LocalAddr().(*net.UDPAddr).AddrPort()
+
+	outsider := udpFrom(t, "127.0.0.1")
+	if got := exchange(t, outsider, door, forgedNotify(outsider, door, victimAddr, 1), 3*time.Second); !strings.HasPrefix(got, "SIP/2.0 403") {
+		t.Fatalf("a NOTIFY from outside the pool: %q, want 403", got)
+	}
+	// From a Front End's address (any loopback address can be bound), towards a flow nobody
+	// registered on.
+	feIP := env.Addr(t, "fe01.pool-a.contoso.com", "udp").Addr().String()
+	insider := udpFrom(t, feIP)
+	if got := exchange(t, insider, door, forgedNotify(insider, door, victimAddr, 2), 3*time.Second); !strings.HasPrefix(got, "SIP/2.0 403") {
+		t.Fatalf("a NOTIFY towards a flow the front door does not hold: %q, want 403", got)
+	}
+	if line, ok := received(victim, 300*time.Millisecond); ok {
+		t.Fatalf("the target received %q", line)
+	}
+	name := "frontdoor.pool-a.contoso.com"
+	if got := metric(t, env, `fepool_sip_refused_total{listener="`+name+`",reason="relay_source"}`); got != 1 {
+		t.Errorf("relay_source refusals counted %v, want 1", got)
+	}
+	if got := metric(t, env, `fepool_sip_refused_total{listener="`+name+`",reason="relay_flow"}`); got != 1 {
+		t.Errorf("relay_flow refusals counted %v, want 1", got)
+	}
+
+	// The victim signs in through the front door: now its flow is held, and a Front End's
+	// request reaches it.
+	reg := fmt.Sprintf("REGISTER sip:contoso.com SIP/2.0\r\nVia: SIP/2.0/UDP %s;branch=z9hG4bK-open1;rport\r\nFrom: <sip:open@contoso.com>;tag=1\r\n"+
+		"To: <sip:open@contoso.com>\r\nCall-ID: relay1\r\nCSeq: 1 REGISTER\r\nContact: <sip:open@%s>\r\nExpires: 600\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+		victimAddr, victimAddr)
+	if got := exchange(t, victim, door, reg, 3*time.Second); !strings.HasPrefix(got, "SIP/2.0 200") {
+		t.Fatalf("REGISTER through the front door: %q", got)
+	}
+	if _, err := insider.WriteToUDPAddrPort([]byte(forgedNotify(insider, door, victimAddr, 3)), door); err != nil {
+		t.Fatal(err)
+	}
+	if line, ok := received(victim, 3*time.Second); !ok || !strings.HasPrefix(line, "NOTIFY ") {
+		t.Fatalf("a Front End's NOTIFY on a held flow was not relayed (got %q)", line)
+	}
+	// Still refused from outside the pool.
+	if got := exchange(t, outsider, door, forgedNotify(outsider, door, victimAddr, 4), 3*time.Second); !strings.HasPrefix(got, "SIP/2.0 403") {
+		t.Fatalf("a NOTIFY from outside the pool towards a held flow: %q, want 403", got)
+	}
+}
+
+// TestPerSourceRateIsPerIPAndSparesTheFrontDoor: the per-source rate limit counts every port of
+// a source IP together (500 source ports do not walk around it), and a Front End never throttles
+// its pool's front door, which carries every client's requests.
+func TestPerSourceRateIsPerIPAndSparesTheFrontDoor(t *testing.T) {
+	env := rt.Start(t, strings.Replace(rt.Topology, "limits: {max_conns_per_ip: 64}", "limits: {max_conns_per_ip: 64, per_source_rate: 50}", 1))
+	fe := "fe03.pool-a.contoso.com"
+	dst := env.Addr(t, fe, "udp")
+	for i := 0; i < 500; i++ {
+		c := udpFrom(t, "127.0.0.1")
+		msg := fmt.Sprintf("OPTIONS sip:contoso.com SIP/2.0\r\nVia: SIP/2.0/UDP %s;branch=z9hG4bK-ports%d\r\nFrom: <sip:f@contoso.com>;tag=1\r\nTo: <sip:contoso.com>\r\nCall-ID: ports%d\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n", c.LocalAddr(), i, i)
+		if _, err := c.WriteToUDPAddrPort([]byte(msg), dst); err != nil {
+			t.Fatal(err)
+		}
+		c.Close()
+	}
+	eventually(t, "the flood from 500 ports of one IP to be limited", func() bool {
+		return metric(t, env, `fepool_sip_dropped_total{listener="`+fe+`",reason="rate_limit"}`) >= 100
+	})
+
+	// 150 clients, each from its own address, sign in through the front door within a second:
+	// the front door forwards them all to open@contoso.com's registrar, three times the limit.
+	door := env.DoorAddr(t, "pool-a.contoso.com", "udp")
+	primary := env.Primary(t, "open@contoso.com")
+	const clients = 150
+	answers := make(chan string, clients)
+	for i := 0; i < clients; i++ {
+		c := udpFrom(t, fmt.Sprintf("127.0.9.%d", i+1))
+		go func() {
+			reg := fmt.Sprintf("REGISTER sip:contoso.com SIP/2.0\r\nVia: SIP/2.0/UDP %s;branch=z9hG4bK-door%d;rport\r\nFrom: <sip:open@contoso.com>;tag=1\r\n"+
+				"To: <sip:open@contoso.com>\r\nCall-ID: door%d\r\nCSeq: 1 REGISTER\r\nContact: <sip:open@%s>\r\nExpires: 0\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+				c.LocalAddr(), i, i, c.LocalAddr())
+			if _, err := c.WriteToUDPAddrPort([]byte(reg), door); err != nil {
+				answers <- err.Error()
+				return
+			}
+			line, _ := received(c, 10*time.Second)
+			answers <- line
+		}()
+	}
+	for i := 0; i < clients; i++ {
+		if got := <-answers; !strings.HasPrefix(got, "SIP/2.0 200") {
+			t.Fatalf("a REGISTER through the front door got %q (the registrar throttled the front door?)", got)
+		}
+	}
+	if got := metric(t, env, `fepool_sip_dropped_total{listener="`+primary+`",reason="rate_limit"}`); primary != fe && got != 0 {
+		t.Fatalf("%s dropped %v of the front door's messages", primary, got)
+	}
+}
