@@ -365,7 +365,7 @@ func (r *Registrar) MetricsHandler() http.Handler {
 	return promhttp.HandlerFor(r.metrics.Registry, promhttp.HandlerOpts{Registry: r.metrics.Registry})
 }
 
-// Health implements admin.Backend: healthy when every pool is started.
+// Health implements admin.Backend: healthy when every pool is started and no listener died.
 func (r *Registrar) Health() admin.Health {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -378,6 +378,18 @@ func (r *Registrar) Health() admin.Health {
 		st := p.fabric.State()
 		ok = ok && st == fabric.Started
 		parts = append(parts, fmt.Sprintf("%s %s (%d/%d Front Ends)", p.top.FQDN, st, p.fabric.RunningCount(), len(p.fes)))
+		for _, f := range p.fes {
+			if dead := f.sip.DeadListeners(); len(dead) > 0 {
+				ok = false
+				parts = append(parts, fmt.Sprintf("%s: %s listener dead", f.top.FQDN, strings.Join(dead, ", ")))
+			}
+		}
+	}
+	for _, d := range r.doors {
+		if dead := d.DeadListeners(); len(dead) > 0 {
+			ok = false
+			parts = append(parts, fmt.Sprintf("front door %s: %s listener dead", d.FQDN(), strings.Join(dead, ", ")))
+		}
 	}
 	return admin.Health{OK: ok, Status: strings.Join(parts, ", ")}
 }

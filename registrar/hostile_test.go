@@ -4,8 +4,11 @@ import (
 	"encoding/base64"
 	"fmt"
 	"net"
+	"net/http/httptest"
 	"net/netip"
+	"os"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -161,5 +164,70 @@ func TestPerSourceRateIsPerIPAndSparesTheFrontDoor(t *testing.T) {
 	}
 	if got := metric(t, env, `fepool_sip_dropped_total{listener="`+primary+`",reason="rate_limit"}`); primary != fe && got != 0 {
 		t.Fatalf("%s dropped %v of the front door's messages", primary, got)
+	}
+}
+
+// TestTCPListenerSurvivesOpenFileLimit: a Front End's TCP listener that hits the open-file limit
+// (EMFILE) keeps accepting once descriptors are free again, instead of stopping for good.
+func TestTCPListenerSurvivesOpenFileLimit(t *testing.T) {
+	env := rt.Start(t, strings.Replace(rt.Topology, "limits: {max_conns_per_ip: 64}", "limits: {max_conns_per_ip: 0}", 1))
+	fe := "fe02.pool-a.contoso.com"
+	addr := env.Addr(t, fe, "tcp").String()
+
+	var saved syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &saved); err != nil {
+		t.Fatal(err)
+	}
+	fds, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skipf("no /proc/self/fd: %v", err)
+	}
+	low := saved
+	low.Cur = uint64(len(fds) + 40)
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &low); err != nil {
+		t.Fatal(err)
+	}
+	restore := func() { _ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &saved) }
+	t.Cleanup(restore)
+
+	// Dial until the process runs out of descriptors: the Front End's accepts then fail with
+	// EMFILE while connections wait in its backlog.
+	var conns []net.Conn
+	for i := 0; i < 200; i++ {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err != nil {
+			break
+		}
+		conns = append(conns, c)
+	}
+	// /metrics is read in-process: a request would need a descriptor.
+	eventually(t, "an accept to fail on the open-file limit", func() bool {
+		w := httptest.NewRecorder()
+		env.R.MetricsHandler().ServeHTTP(w, httptest.NewRequest("GET", "/metrics", nil))
+		return strings.Contains(w.Body.String(), `fepool_sip_dropped_total{listener="`+fe+`",reason="accept_error"}`) ||
+			strings.Contains(w.Body.String(), `fepool_sip_dropped_total{listener="`+fe+`",reason="listener_dead"}`)
+	})
+	for _, c := range conns {
+		c.Close()
+	}
+	restore()
+
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	msg := fmt.Sprintf("OPTIONS sip:contoso.com SIP/2.0\r\nVia: SIP/2.0/TCP %s;branch=z9hG4bK-emfile\r\nFrom: <sip:f@contoso.com>;tag=1\r\nTo: <sip:contoso.com>\r\nCall-ID: emfile\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n", c.LocalAddr())
+	if _, err := c.Write([]byte(msg)); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 4096)
+	n, err := c.Read(buf)
+	if err != nil || !strings.HasPrefix(string(buf[:n]), "SIP/2.0 200") {
+		t.Errorf("after the descriptors were freed, OPTIONS over TCP got %q, %v: the listener stopped accepting (healthz: %+v)", buf[:n], err, env.R.Health())
+	}
+	if h := env.R.Health(); !h.OK {
+		t.Fatalf("healthz: %+v", h)
 	}
 }

@@ -113,7 +113,13 @@ func (e *endpoint) start() error {
 	if e.running {
 		return ErrRunning
 	}
-	socks, err := bind(e.addr, e.ports, connLimits{perIP: e.opts.Limits.MaxConnsPerIP, exempt: e.internal, idle: e.opts.IdleTimeout, gauge: e.m.Conns, dropped: e.m.Dropped})
+	acceptLog := e.log.Sample(&zerolog.BurstSampler{Burst: 1, Period: 10 * time.Second})
+	socks, err := bind(e.addr, e.ports, connLimits{
+		perIP: e.opts.Limits.MaxConnsPerIP, exempt: e.internal, idle: e.opts.IdleTimeout, gauge: e.m.Conns, dropped: e.m.Dropped,
+		acceptFailed: func(transport string, err error, pause time.Duration) {
+			acceptLog.Warn().Err(err).Str("transport", transport).Str("retryIn", pause.String()).Msg("accepting a connection failed; retrying (logged at most every 10s)")
+		},
+	})
 	if err != nil {
 		return err
 	}
@@ -235,6 +241,21 @@ func (e *endpoint) stop(abrupt bool) {
 		e.log.Warn().Msg("handlers still running 5s after stop")
 	}
 	ua.Close()
+}
+
+// deadListeners returns the transports whose listener stopped accepting for good while running.
+func (e *endpoint) deadListeners() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var out []string
+	if e.socks != nil && e.running {
+		for _, l := range []*trackedListener{e.socks.tcp, e.socks.tls} {
+			if l != nil && l.dead.Load() {
+				out = append(out, l.transport)
+			}
+		}
+	}
+	return out
 }
 
 // addrs returns the bound addresses (zero when stopped).

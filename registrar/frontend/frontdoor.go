@@ -80,6 +80,12 @@ func (d *FrontDoor) Stop() { d.ep.stop(false) }
 // Addrs returns the bound addresses.
 func (d *FrontDoor) Addrs() Addrs { return d.ep.addrs() }
 
+// FQDN returns the front door's FQDN (its pool's).
+func (d *FrontDoor) FQDN() string { return d.fd.FQDN }
+
+// DeadListeners returns the transports whose listener stopped accepting connections for good.
+func (d *FrontDoor) DeadListeners() []string { return d.ep.deadListeners() }
+
 func (d *FrontDoor) onOptions(req *sip.Request) *sip.Response {
 	res := d.ep.response(req, 200, "OK")
 	res.AppendHeader(sip.NewHeader("Allow", d.ep.allow()))

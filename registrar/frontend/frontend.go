@@ -60,6 +60,10 @@ func (f *FrontEnd) Addrs() Addrs { return f.ep.addrs() }
 // Ports returns the ports it binds (the ones bound at its last start).
 func (f *FrontEnd) Ports() topology.Ports { return f.ep.boundPorts() }
 
+// DeadListeners returns the transports ("tcp", "tls") whose listener stopped accepting
+// connections for an error other than a stop: the Front End no longer serves them.
+func (f *FrontEnd) DeadListeners() []string { return f.ep.deadListeners() }
+
 // Connections returns the open TCP and TLS connections.
 func (f *FrontEnd) Connections() int {
 	f.ep.mu.Lock()

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -143,6 +144,8 @@ type connLimits struct {
 	idle    time.Duration // close a connection silent this long; 0 = never
 	gauge   func(transport string) prometheus.Gauge
 	dropped func(reason string)
+	// acceptFailed is told of each temporary accept failure and the pause before the next try.
+	acceptFailed func(transport string, err error, pause time.Duration)
 }
 
 // trackedListener counts and remembers accepted connections, refuses those over the per-IP limit,
@@ -153,27 +156,81 @@ type trackedListener struct {
 	transport string
 	gauge     prometheus.Gauge
 
+	// done is closed with the listener: it ends an accept backoff.
+	done chan struct{}
+	// dead is set when Accept failed for good (an error that is neither temporary nor a close).
+	dead atomic.Bool
+
 	mu     sync.Mutex
 	conns  map[*trackedConn]struct{}
 	perIP  map[netip.Addr]int
 	closed bool
 }
 
+// temporary reports whether an accept error passes: the process or system open-file limit, a
+// lack of memory or buffers, or an error of the connection being accepted, which Linux reports
+// from accept itself (accept(2): treat ENETDOWN, EPROTO, ENOPROTOOPT, EHOSTDOWN, ENONET,
+// EHOSTUNREACH, EOPNOTSUPP, ENETUNREACH like EAGAIN; EPERM is a firewall refusing that one).
+func temporary(err error) bool {
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		switch errno {
+		case syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM, syscall.ECONNABORTED,
+			syscall.ECONNRESET, syscall.EINTR, syscall.EAGAIN, syscall.EPERM,
+			syscall.ENETDOWN, syscall.EPROTO, syscall.ENOPROTOOPT, syscall.EHOSTDOWN, syscall.ENONET,
+			syscall.EHOSTUNREACH, syscall.EOPNOTSUPP, syscall.ENETUNREACH:
+			return true
+		}
+	}
+	var te interface{ Timeout() bool }
+	return errors.As(err, &te) && te.Timeout()
+}
+
 func newTrackedListener(l net.Listener, limits connLimits, transport string) *trackedListener {
-	t := &trackedListener{Listener: l, limits: limits, transport: transport, conns: map[*trackedConn]struct{}{}, perIP: map[netip.Addr]int{}}
+	t := &trackedListener{Listener: l, limits: limits, transport: transport, done: make(chan struct{}), conns: map[*trackedConn]struct{}{}, perIP: map[netip.Addr]int{}}
 	if limits.gauge != nil {
 		t.gauge = limits.gauge(transport)
 	}
 	return t
 }
 
-// Accept returns the next connection within limits.
+// Accept returns the next connection within limits. A temporary failure (the open-file limit
+// reached, a connection aborted before it was accepted) is retried with a backoff from 5 ms to
+// 1 s, as net/http's Server does, instead of ending the listener: sipgo stops serving a
+// listener on the first error Accept returns. Any other error marks the listener dead.
 func (t *trackedListener) Accept() (net.Conn, error) {
+	var backoff time.Duration
 	for {
 		c, err := t.Listener.Accept()
 		if err != nil {
-			return nil, err
+			t.mu.Lock()
+			closed := t.closed
+			t.mu.Unlock()
+			if closed || errors.Is(err, net.ErrClosed) {
+				return nil, err
+			}
+			if !temporary(err) {
+				t.dead.Store(true)
+				if t.limits.dropped != nil {
+					t.limits.dropped("listener_dead")
+				}
+				return nil, err
+			}
+			if t.limits.dropped != nil {
+				t.limits.dropped("accept_error")
+			}
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			if t.limits.acceptFailed != nil {
+				t.limits.acceptFailed(t.transport, err, backoff)
+			}
+			select {
+			case <-time.After(backoff):
+			case <-t.done:
+				return nil, net.ErrClosed
+			}
+			continue
 		}
+		backoff = 0
 		ip := netip.Addr{}
 		if ta, ok := c.RemoteAddr().(*net.TCPAddr); ok {
 			ip = ta.AddrPort().Addr().Unmap()
@@ -220,6 +277,9 @@ func (t *trackedListener) forget(c *trackedConn) {
 
 func (t *trackedListener) closeAll(abrupt bool) {
 	t.mu.Lock()
+	if !t.closed {
+		close(t.done)
+	}
 	t.closed = true
 	t.mu.Unlock()
 	t.Listener.Close()

@@ -70,7 +70,7 @@ func (v *validator) sip(s fileSIP) SIP {
 		Limits: Limits{
 			MaxInFlight:   v.intValue("sip.limits.max_in_flight", s.Limits.MaxInFlight, 10000, 1, 1<<20),
 			PerSourceRate: v.intValue("sip.limits.per_source_rate", s.Limits.PerSourceRate, 0, 0, math.MaxInt32),
-			MaxConnsPerIP: v.intValue("sip.limits.max_conns_per_ip", s.Limits.MaxConnsPerIP, 0, 0, math.MaxInt32),
+			MaxConnsPerIP: v.intValue("sip.limits.max_conns_per_ip", s.Limits.MaxConnsPerIP, DefaultMaxConnsPerIP, 0, math.MaxInt32),
 		},
 	}
 	if out.ExpiresMin > out.ExpiresMax {

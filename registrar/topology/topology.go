@@ -39,13 +39,16 @@ const (
 
 // Defaults that the file may override.
 const (
-	DefaultPort           = 5060
-	DefaultTLSPort        = 5061
-	DefaultRoutingGroups  = 64
-	DefaultAdminListen    = "127.0.0.1:8060"
-	DefaultServerHeader   = "RTC/5.0"
-	MaxFrontEndsPerPool   = 16
-	MaxEndpointsPerUser   = 8
+	DefaultPort          = 5060
+	DefaultTLSPort       = 5061
+	DefaultRoutingGroups = 64
+	DefaultAdminListen   = "127.0.0.1:8060"
+	DefaultServerHeader  = "RTC/5.0"
+	MaxFrontEndsPerPool  = 16
+	MaxEndpointsPerUser  = 8
+	// DefaultMaxConnsPerIP is Kamailio's default tcp_max_connections: one source cannot take a
+	// process's descriptors (20,000 on a stock machine) from everyone else.
+	DefaultMaxConnsPerIP  = 2048
 	defaultExpiresMin     = 300 * time.Second
 	defaultExpiresMax     = 900 * time.Second
 	defaultExpiresDefault = 600 * time.Second
@@ -97,10 +100,12 @@ type SIP struct {
 type Limits struct {
 	// MaxInFlight bounds requests handled at once per listener set; above it, 503.
 	MaxInFlight int
-	// PerSourceRate is the most messages per second taken from one source address
-	// (UDP ip:port or one TCP connection); excess is dropped and counted. 0 = unlimited.
+	// PerSourceRate is the most UDP messages per second taken from one source IP (all its
+	// ports together); excess is dropped and counted. 0 = unlimited. The topology's own
+	// addresses (a front door forwarding to its Front Ends) are never limited.
 	PerSourceRate int
-	// MaxConnsPerIP bounds TCP/TLS connections from one IP. 0 = unlimited.
+	// MaxConnsPerIP bounds TCP/TLS connections from one IP (DefaultMaxConnsPerIP unless set;
+	// 0 = unlimited). The topology's own addresses are never limited.
 	MaxConnsPerIP int
 }
 
