@@ -2,6 +2,7 @@ package registrar_test
 
 import (
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"net"
 	"net/http/httptest"
@@ -229,5 +230,125 @@ func TestTCPListenerSurvivesOpenFileLimit(t *testing.T) {
 	}
 	if h := env.R.Health(); !h.OK {
 		t.Fatalf("healthz: %+v", h)
+	}
+}
+
+// TestSlowlorisClosedAfterMessageTimeout: a TCP connection that trickles a message byte by
+// byte, or a TLS connection that never finishes its handshake, is closed once the message
+// timeout passes (not after the 20-minute idle timeout) and counted; a connection silent
+// between messages for longer than the message timeout is still served.
+func TestSlowlorisClosedAfterMessageTimeout(t *testing.T) {
+	env := rt.Start(t, strings.Replace(rt.Topology, "limits: {max_conns_per_ip: 64}", "limits: {max_conns_per_ip: 64, message_timeout: 400ms}", 1))
+	fe := "fe01.pool-a.contoso.com"
+	options := func(c net.Conn, branch string) string {
+		return fmt.Sprintf("OPTIONS sip:contoso.com SIP/2.0\r\nVia: SIP/2.0/TCP %s;branch=z9hG4bK-%s\r\nFrom: <sip:f@contoso.com>;tag=1\r\nTo: <sip:contoso.com>\r\nCall-ID: %s\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n", c.LocalAddr(), branch, branch)
+	}
+
+	slow, err := net.Dial("tcp", env.Addr(t, fe, "tcp").String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slow.Close()
+	start := time.Now()
+	closed := make(chan time.Duration, 1)
+	go func() {
+		buf := make([]byte, 1)
+		_, _ = slow.Read(buf) // returns when the server closes
+		closed <- time.Since(start)
+	}()
+	msg := options(slow, "slow")
+	trickle := time.NewTicker(50 * time.Millisecond)
+	defer trickle.Stop()
+	var took time.Duration
+	limit := time.After(10 * time.Second)
+wait:
+	for i := 0; ; i++ {
+		select {
+		case took = <-closed:
+			break wait
+		case <-trickle.C:
+			if i < len(msg)-4 { // never the final CRLF CRLF
+				_, _ = slow.Write([]byte{msg[i]})
+			}
+		case <-limit:
+			t.Fatal("a connection trickling a message was not closed within 10s")
+		}
+	}
+	if took > 5*time.Second {
+		t.Fatalf("closed after %s", took)
+	}
+
+	// A TLS handshake that never completes.
+	hs, err := net.Dial("tcp", env.Addr(t, fe, "tls").String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hs.Close()
+	_, _ = hs.Write([]byte{0x16, 0x03, 0x01, 0x00, 0x80}) // a record header, no record
+	_ = hs.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := hs.Read(make([]byte, 16)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("a TLS handshake that never completes: %v, want the connection closed", err)
+	}
+	if got := metric(t, env, `fepool_sip_dropped_total{listener="`+fe+`",reason="message_timeout"}`); got != 1 {
+		t.Errorf("message timeouts counted %v, want 1", got)
+	}
+	if got := metric(t, env, `fepool_sip_dropped_total{listener="`+fe+`",reason="handshake_timeout"}`); got != 1 {
+		t.Errorf("handshake timeouts counted %v, want 1", got)
+	}
+
+	// Silent between messages for longer than the message timeout: still served.
+	idle, err := net.Dial("tcp", env.Addr(t, fe, "tcp").String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idle.Close()
+	for i, pause := range []time.Duration{0, time.Second} {
+		time.Sleep(pause) // the condition under test: a pause between messages
+		if _, err := idle.Write([]byte(options(idle, fmt.Sprintf("idle%d", i)))); err != nil {
+			t.Fatal(err)
+		}
+		_ = idle.SetReadDeadline(time.Now().Add(5 * time.Second))
+		buf := make([]byte, 4096)
+		n, err := idle.Read(buf)
+		if err != nil || !strings.HasPrefix(string(buf[:n]), "SIP/2.0 200") {
+			t.Fatalf("OPTIONS %d after %s of silence: %q %v", i, pause, buf[:n], err)
+		}
+	}
+}
+
+// TestAdminAPICutsOffSlowHeaders: a client trickling its request headers to the admin API is
+// disconnected by the header timeout (5 s).
+func TestAdminAPICutsOffSlowHeaders(t *testing.T) {
+	t.Parallel()
+	env := rt.Start(t, rt.Topology)
+	c, err := net.Dial("tcp", env.R.AdminAddr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	start := time.Now()
+	closed := make(chan error, 1)
+	go func() {
+		_, err := c.Read(make([]byte, 1024))
+		closed <- err
+	}()
+	head := "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: " + strings.Repeat("a", 400)
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	limit := time.After(15 * time.Second)
+	for i := 0; ; i++ {
+		select {
+		case <-closed:
+			if took := time.Since(start); took > 10*time.Second {
+				t.Fatalf("cut off after %s", took)
+			}
+			return
+		case <-tick.C:
+			if i < len(head) {
+				_, _ = c.Write([]byte{head[i]})
+			}
+		case <-limit:
+			t.Fatal("a client trickling its headers was still connected after 15s")
+		}
 	}
 }

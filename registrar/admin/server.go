@@ -107,9 +107,14 @@ func NewServer(backend Backend, token string, log zerolog.Logger) *Server {
 	})
 	base, ending := context.WithCancel(context.Background())
 	s.ending = ending
+	// Bounded reads: a client trickling its headers or body (slowloris) is cut off. No write
+	// timeout: an event stream (?follow=true) and a CPU profile write for as long as asked.
 	s.http = &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
 		BaseContext:       func(net.Listener) context.Context { return base },
 	}
 	return s

@@ -115,7 +115,7 @@ func (e *endpoint) start() error {
 	}
 	acceptLog := e.log.Sample(&zerolog.BurstSampler{Burst: 1, Period: 10 * time.Second})
 	socks, err := bind(e.addr, e.ports, connLimits{
-		perIP: e.opts.Limits.MaxConnsPerIP, exempt: e.internal, idle: e.opts.IdleTimeout, gauge: e.m.Conns, dropped: e.m.Dropped,
+		perIP: e.opts.Limits.MaxConnsPerIP, exempt: e.internal, gauge: e.m.Conns, dropped: e.m.Dropped,
 		acceptFailed: func(transport string, err error, pause time.Duration) {
 			acceptLog.Warn().Err(err).Str("transport", transport).Str("retryIn", pause.String()).Msg("accepting a connection failed; retrying (logged at most every 10s)")
 		},
@@ -198,11 +198,12 @@ func (e *endpoint) start() error {
 			serve("udp", func() error { return srv.ServeUDP(socks.udp) })
 		}
 	}
+	limits := streamLimits{idle: e.opts.IdleTimeout, message: e.opts.Limits.MessageTimeout, expired: e.m.Dropped}
 	if socks.tcp != nil {
-		serve("tcp", func() error { return srv.ServeTCP(socks.tcp) })
+		serve("tcp", func() error { return srv.ServeTCP(streams(socks.tcp, nil, limits)) })
 	}
 	if socks.tls != nil {
-		serve("tls", func() error { return srv.ServeTLS(tlsListener(socks.tls, e.opts.TLS)) })
+		serve("tls", func() error { return srv.ServeTLS(streams(socks.tls, e.opts.TLS, limits)) })
 	}
 	e.log.Debug().Str("udp", fmtAddr(socks.addrs.UDP)).Str("tcp", fmtAddr(socks.addrs.TCP)).Str("tls", fmtAddr(socks.addrs.TLS)).Msg("listening")
 	return nil

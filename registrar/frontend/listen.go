@@ -141,7 +141,6 @@ func (s *sockets) close(abrupt bool) {
 type connLimits struct {
 	perIP   int // 0 = unlimited
 	exempt  map[netip.Addr]bool
-	idle    time.Duration // close a connection silent this long; 0 = never
 	gauge   func(transport string) prometheus.Gauge
 	dropped func(reason string)
 	// acceptFailed is told of each temporary accept failure and the pause before the next try.
@@ -322,22 +321,19 @@ type trackedConn struct {
 	once sync.Once
 }
 
-// Read applies the idle timeout: every read must complete within it.
-func (c *trackedConn) Read(b []byte) (int, error) {
-	if idle := c.l.limits.idle; idle > 0 {
-		_ = c.Conn.SetReadDeadline(time.Now().Add(idle))
-	}
-	return c.Conn.Read(b)
-}
-
 func (c *trackedConn) Close() error {
 	err := c.Conn.Close()
 	c.once.Do(func() { c.l.forget(c) })
 	return err
 }
 
-// tlsListener wraps a tracked listener in TLS (the tracked connections stay raw TCP, so a crash
-// can still reset them).
-func tlsListener(t *trackedListener, conf *tls.Config) net.Listener {
-	return tls.NewListener(t, conf)
+// streams returns what sipgo serves for a tracked listener: TLS over it when conf is set (the
+// tracked connections stay raw TCP, so a crash can still reset them), each connection's reads
+// bounded in time.
+func streams(t *trackedListener, conf *tls.Config, limits streamLimits) net.Listener {
+	var l net.Listener = t
+	if conf != nil {
+		l = tls.NewListener(t, conf)
+	}
+	return &streamListener{Listener: l, limits: limits}
 }

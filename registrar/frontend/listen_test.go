@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -54,5 +55,46 @@ func TestAcceptErrors(t *testing.T) {
 	}
 	if len(reasons) != 1 || reasons[0] != "listener_dead" {
 		t.Fatalf("counted %v", reasons)
+	}
+}
+
+// TestFramer feeds SIP streams in every split and checks where the framer says messages are.
+func TestFramer(t *testing.T) {
+	msg := "OPTIONS sip:x SIP/2.0\r\nVia: SIP/2.0/TCP h;branch=z9hG4bK1\r\nl :  5\r\nX-Long: " +
+		strings.Repeat("y", 100) + "\r\n\r\nhello"
+	noBody := "OPTIONS sip:x SIP/2.0\r\nContent-Length: 0\r\n\r\n"
+	for _, tc := range []struct {
+		name   string
+		stream string
+		// in is whether a message is in progress after the whole stream
+		in bool
+	}{
+		{"one message", msg, false},
+		{"keep-alives around", "\r\n\r\n" + msg + "\r\n\r\n", false},
+		{"two messages", msg + noBody, false},
+		{"headers cut", msg[:30], true},
+		{"body cut", msg[:len(msg)-2], true},
+		{"no body", noBody, false},
+		{"second begun", noBody + "REG", true},
+		{"Content-Length in capitals", "A B C\r\nCONTENT-LENGTH: 2\r\n\r\nok", false},
+		{"body still to come", "A B C\r\nContent-Length: 3\r\n\r\nok", true},
+	} {
+		for split := 1; split <= len(tc.stream); split++ {
+			var f framer
+			for i := 0; i < len(tc.stream); i += split {
+				f.feed([]byte(tc.stream[i:min(i+split, len(tc.stream))]))
+			}
+			if f.inMessage() != tc.in {
+				t.Errorf("%s in chunks of %d: in a message %v, want %v", tc.name, split, f.inMessage(), tc.in)
+				break
+			}
+		}
+	}
+	var f framer
+	if f.feed([]byte(noBody[:10])) {
+		t.Error("a first message does not restart")
+	}
+	if !f.feed([]byte(noBody[10:] + noBody[:5])) {
+		t.Error("a message that begins after one ended in the same read restarts the clock")
 	}
 }

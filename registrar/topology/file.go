@@ -47,9 +47,14 @@ type fileTLS struct {
 }
 
 type fileLimits struct {
-	MaxInFlight   *int `yaml:"max_in_flight"`
-	PerSourceRate *int `yaml:"per_source_rate"`
-	MaxConnsPerIP *int `yaml:"max_conns_per_ip"`
+	MaxInFlight    *int     `yaml:"max_in_flight"`
+	PerSourceRate  *int     `yaml:"per_source_rate"`
+	MaxConnsPerIP  *int     `yaml:"max_conns_per_ip"`
+	MessageTimeout Duration `yaml:"message_timeout"`
+	MaxHeaders     *int     `yaml:"max_headers"`
+	MaxHeaderBytes *int     `yaml:"max_header_bytes"`
+	MaxURIBytes    *int     `yaml:"max_uri_bytes"`
+	MaxBodyBytes   *int     `yaml:"max_body_bytes"`
 }
 
 type fileSIP struct {

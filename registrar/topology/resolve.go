@@ -71,6 +71,12 @@ func (v *validator) sip(s fileSIP) SIP {
 			MaxInFlight:   v.intValue("sip.limits.max_in_flight", s.Limits.MaxInFlight, 10000, 1, 1<<20),
 			PerSourceRate: v.intValue("sip.limits.per_source_rate", s.Limits.PerSourceRate, 0, 0, math.MaxInt32),
 			MaxConnsPerIP: v.intValue("sip.limits.max_conns_per_ip", s.Limits.MaxConnsPerIP, DefaultMaxConnsPerIP, 0, math.MaxInt32),
+			// Kamailio's tcp_msg_read_timeout and tcp_msg_data_timeout are both 20 s.
+			MessageTimeout: v.duration("sip.limits.message_timeout", s.Limits.MessageTimeout, 20*time.Second, 10*time.Millisecond, time.Hour),
+			MaxHeaders:     v.intValue("sip.limits.max_headers", s.Limits.MaxHeaders, 100, 10, 10000),
+			MaxHeaderBytes: v.intValue("sip.limits.max_header_bytes", s.Limits.MaxHeaderBytes, 8192, 256, 65535),
+			MaxURIBytes:    v.intValue("sip.limits.max_uri_bytes", s.Limits.MaxURIBytes, 1024, 64, 65535),
+			MaxBodyBytes:   v.intValue("sip.limits.max_body_bytes", s.Limits.MaxBodyBytes, 32768, 0, 65535),
 		},
 	}
 	if out.ExpiresMin > out.ExpiresMax {

@@ -107,6 +107,15 @@ type Limits struct {
 	// MaxConnsPerIP bounds TCP/TLS connections from one IP (DefaultMaxConnsPerIP unless set;
 	// 0 = unlimited). The topology's own addresses are never limited.
 	MaxConnsPerIP int
+	// MessageTimeout bounds how long one message may take to arrive on a TCP/TLS connection,
+	// from its first byte (or from the connection's start, for a TLS handshake): a connection
+	// that trickles a message (slowloris) is closed after it, not after the idle timeout.
+	MessageTimeout time.Duration
+	// MaxHeaders, MaxHeaderBytes, MaxURIBytes and MaxBodyBytes bound a request: its header
+	// fields, the size of one of them, the size of any URI it carries (Request-URI, From, To,
+	// Contact), and its body. Beyond them it is refused: 400, or 413 for the body. A request
+	// is also bounded by the transport (64 KiB).
+	MaxHeaders, MaxHeaderBytes, MaxURIBytes, MaxBodyBytes int
 }
 
 // Fabric holds the pool fabric's timers.
