@@ -130,6 +130,10 @@ type fe struct {
 	pool  *pool
 	sip   *frontend.FrontEnd
 	store atomic.Pointer[location.Store] // nil while down: a crash loses it
+	// fresh: its store was made by the last start, after the placement its pool was last
+	// reconciled to (pool.last), so it holds none of the routing groups that placement gives
+	// it (a Front End that crashed and started again before the crash was detected).
+	fresh bool
 	// state: Stopped, Started (listeners up; "Starting" is derived from the pool) or Failed.
 	state string
 	since time.Time
