@@ -177,8 +177,14 @@ func (r *Registrar) heartbeatLocked() (changed bool) {
 		if p.pair == nil {
 			continue
 		}
-		if st, _ := p.pair.State(); st == pairing.FailingBack && !r.servesLocked(p) {
+		// A failover or failback whose destination stops serving cannot complete: it is
+		// aborted, and the users stay with the pool that serves them (pairing.Allow).
+		switch st, _ := p.pair.State(); {
+		case st == pairing.FailingBack && !r.servesLocked(p):
 			r.drEventsLocked(p, p.pair.AbortFailBack(now))
+			changed = true
+		case st == pairing.FailingOver && !r.servesLocked(p.backup):
+			r.drEventsLocked(p, p.pair.AbortFailOver(now))
 			changed = true
 		}
 		before, _ := p.pair.Hearing()
@@ -273,6 +279,8 @@ func (r *Registrar) drEventsLocked(p *pool, evs []pairing.Event) {
 			r.saveDRLocked(p)
 		case pairing.FailbackAborted:
 			p.toMove = nil
+			r.saveDRLocked(p)
+		case pairing.FailoverAborted:
 			r.saveDRLocked(p)
 		case pairing.FailedOverEvent:
 			r.saveDRLocked(p)

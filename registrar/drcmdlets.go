@@ -185,6 +185,18 @@ func parseWait(s string, def time.Duration) (time.Duration, error) {
 	return d, nil
 }
 
+// sidesLocked is a pool's pairing in both directions, as pairing.Allow judges an operation on
+// the pool: its own users' state, and its partner's users' when the partner names it as backup.
+func (r *Registrar) sidesLocked(p *pool) pairing.Sides {
+	s := pairing.Sides{Pool: p.top.FQDN, Partner: p.backup.top.FQDN}
+	s.Own, _ = p.pair.State()
+	if q := p.backup; q.pair != nil && q.backup == p {
+		s.Paired = true
+		s.PartnerUsers, _ = q.pair.State()
+	}
+	return s
+}
+
 func (r *Registrar) pairedPool(fqdn string) (*pool, error) {
 	p, err := r.poolByName(fqdn)
 	if err != nil {
@@ -214,9 +226,12 @@ func (r *Registrar) FailOver(fqdn string, req admin.FailOverRequest) (admin.DRRe
 		return admin.DRResult{}, errClosed
 	}
 	out := admin.DRResult{PoolFqdn: p.top.FQDN, BackupPoolFqdn: p.backup.top.FQDN, WhatIf: o.WhatIf}
+	if err := pairing.Allow(pairing.OpFailOver, r.sidesLocked(p)); err != nil {
+		return admin.DRResult{}, fmt.Errorf("%w: Invoke-CsPoolFailOver -PoolFqdn %s: %w", admin.ErrConflict, p.top.FQDN, err)
+	}
 	homeUp := r.servesLocked(p) && !r.cutLocked(p)
 	if err := p.pair.CheckFailOver(o, homeUp, r.servesLocked(p.backup)); err != nil {
-		return admin.DRResult{}, fmt.Errorf("%w: Invoke-CsPoolFailOver -PoolFqdn %s: %v", admin.ErrConflict, p.top.FQDN, err)
+		return admin.DRResult{}, fmt.Errorf("%w: Invoke-CsPoolFailOver -PoolFqdn %s: %w", admin.ErrConflict, p.top.FQDN, err)
 	}
 	if !o.DisasterMode {
 		for _, q := range []*pool{p, p.backup} {
@@ -249,7 +264,7 @@ func (r *Registrar) FailOver(fqdn string, req admin.FailOverRequest) (admin.DRRe
 	}
 	evs, err := p.pair.FailOver(now, o, homeUp, r.servesLocked(p.backup))
 	if err != nil {
-		return admin.DRResult{}, fmt.Errorf("%w: %v", admin.ErrConflict, err)
+		return admin.DRResult{}, fmt.Errorf("%w: %w", admin.ErrConflict, err)
 	}
 	r.drEventsLocked(p, evs)
 	// Users still signed in at home move now; the backup serves them (resiliency mode until
@@ -278,9 +293,12 @@ func (r *Registrar) FailBack(fqdn string, req admin.FailBackRequest) (admin.DRRe
 		return admin.DRResult{}, errClosed
 	}
 	out := admin.DRResult{PoolFqdn: p.top.FQDN, BackupPoolFqdn: p.backup.top.FQDN, WhatIf: req.WhatIf}
+	if err := pairing.Allow(pairing.OpFailBack, r.sidesLocked(p)); err != nil {
+		return admin.DRResult{}, fmt.Errorf("%w: Invoke-CsPoolFailBack -PoolFqdn %s: %w", admin.ErrConflict, p.top.FQDN, err)
+	}
 	homeUp := r.servesLocked(p)
 	if err := p.pair.CheckFailBack(homeUp); err != nil {
-		return admin.DRResult{}, fmt.Errorf("%w: Invoke-CsPoolFailBack -PoolFqdn %s: %v", admin.ErrConflict, p.top.FQDN, err)
+		return admin.DRResult{}, fmt.Errorf("%w: Invoke-CsPoolFailBack -PoolFqdn %s: %w", admin.ErrConflict, p.top.FQDN, err)
 	}
 	plan := fmt.Sprintf("Fail back the users of %s from %s: their data is synced back (wait %s), then signed-in users move home at %d users per %s, each signed out once with a registration-notify and in resiliency mode at home until the failback completes; new sign-ins go home in resiliency mode.",
 		p.top.FQDN, p.backup.top.FQDN, wait, r.top.Pairing.FailbackUsers, r.top.Pairing.FailbackPer)
@@ -306,7 +324,7 @@ func (r *Registrar) FailBack(fqdn string, req admin.FailBackRequest) (admin.DRRe
 		Message: fmt.Sprintf("failback: the contact lists of the pool's users (%d contacts) synced back from %s", n, p.backup.top.FQDN)})
 	evs, err := p.pair.FailBack(r.clock.Now(), wait, homeUp)
 	if err != nil {
-		return admin.DRResult{}, fmt.Errorf("%w: %v", admin.ErrConflict, err)
+		return admin.DRResult{}, fmt.Errorf("%w: %w", admin.ErrConflict, err)
 	}
 	r.drEventsLocked(p, evs)
 	r.armDRLocked(p)
