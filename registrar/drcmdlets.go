@@ -138,9 +138,7 @@ func (r *Registrar) backEndLocked(p *pool, up bool) error {
 	}
 	// With two Front Ends the Back End is the fabric's quorum witness.
 	r.afterFabricLocked(p, p.fabric.SetBackEnd(up, now))
-	for _, q := range r.pools {
-		r.backupServiceLocked(q)
-	}
+	r.kickBackupServiceLocked()
 	r.drTickLocked(p)
 	r.publish()
 	return nil
@@ -220,6 +218,8 @@ func (r *Registrar) FailOver(fqdn string, req admin.FailOverRequest) (admin.DRRe
 	}
 	o := pairing.FailOverOptions{DisasterMode: req.DisasterMode, WaitTime: wait, SkipDataVerification: req.SkipDataVerification,
 		Force: req.Force, FlushStorageService: req.FlushStorageService, WhatIf: req.WhatIf}
+	p.data.lock() // its data sync: no contact change of its users interleaves
+	defer p.data.unlock()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {
@@ -287,6 +287,8 @@ func (r *Registrar) FailBack(fqdn string, req admin.FailBackRequest) (admin.DRRe
 	if err != nil {
 		return admin.DRResult{}, err
 	}
+	p.data.lock() // its data sync back: no contact change of its users interleaves
+	defer p.data.unlock()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {
