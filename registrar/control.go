@@ -18,6 +18,7 @@ func (r *Registrar) bindLocked(f *fe) error {
 		return fmt.Errorf("start %s: %w", f.top.FQDN, err)
 	}
 	f.store.Store(location.NewStore())
+	f.fresh = true
 	r.setState(f, StateStarted)
 	return nil
 }
@@ -62,10 +63,17 @@ func (r *Registrar) afterFabricLocked(p *pool, evs []fabric.Event) {
 // reconcileLocked makes every Front End's store match the fabric's placement: a new replica gets
 // a copy of the RG's records from a Front End that held it (the old primary first), a Front End
 // that no longer holds an RG forgets it. Moved gives, for RGs a reset re-placed, the replica list
-// before the reset. dropAll discards every record of the pool (FullReset).
+// before the reset. dropAll discards every record of the pool (FullReset). A fresh Front End
+// (started since the last reconcile) counts as holding nothing, whatever the old placement
+// says: it restarted with an empty memory.
 func (r *Registrar) reconcileLocked(p *pool, moved map[int][]int, dropAll bool) {
 	now := p.fabric.Snapshot()
 	idx := p.top.Index
+	defer func() {
+		for _, f := range p.fes {
+			f.fresh = false
+		}
+	}()
 	if dropAll {
 		for _, f := range p.fes {
 			if s := f.store.Load(); s != nil {
@@ -78,6 +86,7 @@ func (r *Registrar) reconcileLocked(p *pool, moved map[int][]int, dropAll bool) 
 		if m, ok := moved[rg]; ok {
 			old = m
 		}
+		old = slices.DeleteFunc(slices.Clone(old), func(i int) bool { return p.fes[i].fresh })
 		cur := now.Replicas[rg]
 		if slices.Equal(old, cur) {
 			continue

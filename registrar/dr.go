@@ -39,7 +39,7 @@ const (
 // disaster-recovery states the Back Ends recorded.
 func (r *Registrar) setUpPairs() error {
 	for _, p := range r.pools {
-		be, err := backend.Open(p.top.BackEndPath)
+		be, err := backend.Open(p.top.BackEndPath, backend.Named(p.top.FQDN))
 		if err != nil {
 			r.closeBackEnds()
 			return fmt.Errorf("pool %s: %w", p.top.FQDN, err)
@@ -121,8 +121,9 @@ func (r *Registrar) startPairsLocked() {
 	}
 	r.publish()
 	if paired {
-		r.bg.Add(1)
+		r.bg.Add(2)
 		go r.heartbeats()
+		go r.backupService()
 	}
 }
 
@@ -177,8 +178,14 @@ func (r *Registrar) heartbeatLocked() (changed bool) {
 		if p.pair == nil {
 			continue
 		}
-		if st, _ := p.pair.State(); st == pairing.FailingBack && !r.servesLocked(p) {
+		// A failover or failback whose destination stops serving cannot complete: it is
+		// aborted, and the users stay with the pool that serves them (pairing.Allow).
+		switch st, _ := p.pair.State(); {
+		case st == pairing.FailingBack && !r.servesLocked(p):
 			r.drEventsLocked(p, p.pair.AbortFailBack(now))
+			changed = true
+		case st == pairing.FailingOver && !r.servesLocked(p.backup):
+			r.drEventsLocked(p, p.pair.AbortFailOver(now))
 			changed = true
 		}
 		before, _ := p.pair.Hearing()
@@ -193,8 +200,7 @@ func (r *Registrar) heartbeatLocked() (changed bool) {
 			changed = true
 		}
 		if !p.unsynced.IsZero() {
-			r.backupServiceLocked(p)
-			changed = changed || p.unsynced.IsZero()
+			r.kickBackupServiceLocked()
 		}
 		r.armDRLocked(p)
 	}
@@ -273,6 +279,8 @@ func (r *Registrar) drEventsLocked(p *pool, evs []pairing.Event) {
 			r.saveDRLocked(p)
 		case pairing.FailbackAborted:
 			p.toMove = nil
+			r.saveDRLocked(p)
+		case pairing.FailoverAborted:
 			r.saveDRLocked(p)
 		case pairing.FailedOverEvent:
 			r.saveDRLocked(p)
@@ -477,20 +485,62 @@ func (r *Registrar) sendLocked(batch []notice) {
 	}()
 }
 
-// backupServiceLocked retries copying a pool's users' contact lists to the other pool of the
-// pair after a change could not reach it (the Lync Backup Service's job).
-func (r *Registrar) backupServiceLocked(p *pool) {
-	if p.pair == nil || p.unsynced.IsZero() || r.cutLocked(p) {
+// kickBackupServiceLocked has the backup service try the pending copies now.
+func (r *Registrar) kickBackupServiceLocked() {
+	select {
+	case r.syncKick <- struct{}{}:
+	default: // a pass is due already
+	}
+}
+
+// backupService is the goroutine that copies a pool's users' contact lists to the other pool of
+// the pair after a change could not reach it (the Lync Backup Service's job), whenever the
+// heartbeat or a Back End's return asks it to. It runs the copies outside the control-plane
+// lock: a Back End that is locked or slow must not stall the cluster and the admin API.
+func (r *Registrar) backupService() {
+	defer r.bg.Done()
+	for {
+		select {
+		case <-r.stop:
+			return
+		case <-r.syncKick:
+			for _, p := range r.pools {
+				r.backupSync(p)
+			}
+		}
+	}
+}
+
+// backupSync copies the master copy of home's users' data over the other pool's, under home's
+// data lock (no contact change or cmdlet sync of those users interleaves) but not r.mu.
+func (r *Registrar) backupSync(home *pool) {
+	if home.pair == nil {
 		return
 	}
-	src, dst := r.userServicesLocked(p)
-	n, err := src.be.SyncUsers(dst.be, p.top.FQDN)
-	if err != nil {
-		return // a Back End is down: next heartbeat
+	home.data.lock()
+	defer home.data.unlock()
+	r.mu.Lock()
+	if r.closed || home.unsynced.IsZero() || r.cutLocked(home) {
+		r.mu.Unlock()
+		return
 	}
-	r.record(eventlog.Event{Kind: "BackupServiceSynced", Pool: p.top.FQDN, Count: n,
-		Message: fmt.Sprintf("backup service: the contact lists of the pool's users (%d contacts) copied from %s to %s; pending since %s", n, src.top.FQDN, dst.top.FQDN, p.unsynced.Format(time.RFC3339))})
-	p.unsynced = time.Time{}
+	src, dst := r.userServicesLocked(home)
+	since := home.unsynced
+	r.mu.Unlock()
+
+	n, err := src.be.SyncUsers(dst.be, home.top.FQDN)
+	if err != nil {
+		r.log.Debug().Err(err).Str("pool", home.top.FQDN).Msg("backup service: copy failed; retried at the next heartbeat")
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if master, _ := r.userServicesLocked(home); r.closed || master != src || !home.unsynced.Equal(since) {
+		return // the master copy moved meanwhile (an aborted failover or failback): next heartbeat
+	}
+	r.record(eventlog.Event{Kind: "BackupServiceSynced", Pool: home.top.FQDN, Count: n,
+		Message: fmt.Sprintf("backup service: the contact lists of the pool's users (%d contacts) copied from %s to %s; pending since %s", n, src.top.FQDN, dst.top.FQDN, since.Format(time.RFC3339))})
+	home.unsynced = time.Time{}
 }
 
 // userServicesLocked returns the pool whose Back End holds the master copy of a home pool's
@@ -507,15 +557,28 @@ func (r *Registrar) userServicesLocked(home *pool) (master, other *pool) {
 
 // ChangeContacts implements frontend.Cluster: it writes the change to the Back End of the pool
 // that gives the user services, then to the other pool's Back End (or marks it for the backup
-// service when that one cannot be reached).
+// service when that one cannot be reached). The Back End calls run under the home pool's data
+// lock, never under r.mu (see the package doc): a locked Back End fails this request with
+// ErrUnavailable after backend.BusyTimeout and stalls nothing else.
 func (r *Registrar) ChangeContacts(u topology.User, set []backend.Contact, remove []string) error {
+	home := r.pools[r.top.Pool(u.Pool).Index]
+	// Real time, not r.clock: this bounds a wait for the database, which runs on real time.
+	if !home.data.lockWithin(backend.OpTimeout) {
+		r.mu.Lock()
+		master, _ := r.userServicesLocked(home)
+		r.mu.Unlock()
+		return &backend.Error{BackEnd: master.be.Name(), Op: "contact change", Reason: "is busy: the changes ahead of this one are still waiting for it", Err: backend.ErrUnavailable}
+	}
+	defer home.data.unlock()
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	if r.closed {
+		r.mu.Unlock()
 		return fmt.Errorf("%w: shutting down", backend.ErrUnavailable)
 	}
-	home := r.pools[r.top.Pool(u.Pool).Index]
 	master, other := r.userServicesLocked(home)
+	cut := r.cutLocked(home)
+	r.mu.Unlock()
+
 	apply := func(be *backend.Store) error {
 		for _, c := range set {
 			if err := be.SetContact(u.AOR, u.Pool, c); err != nil {
@@ -530,15 +593,29 @@ func (r *Registrar) ChangeContacts(u topology.User, set []backend.Contact, remov
 		return nil
 	}
 	if err := apply(master.be); err != nil {
-		return fmt.Errorf("%s Back End: %w", master.top.FQDN, err)
+		return err
 	}
 	if other == nil {
 		return nil
 	}
-	if r.cutLocked(home) || apply(other.be) != nil {
-		if home.unsynced.IsZero() {
-			home.unsynced = r.clock.Now()
-		}
+	var missed error // the other pool's Back End did not get the change
+	if cut {
+		missed = &backend.Error{BackEnd: other.be.Name(), Op: "contact change", Reason: "is unreachable: the pools are partitioned", Err: backend.ErrUnavailable}
+	} else {
+		missed = apply(other.be)
+	}
+	if missed == nil {
+		return nil
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if now, _ := r.userServicesLocked(home); now != master {
+		// A failover or failback aborted meanwhile moved the master copy to the Back End that
+		// missed the change: it is not where the user's data lives now.
+		return missed
+	}
+	if home.unsynced.IsZero() {
+		home.unsynced = r.clock.Now()
 	}
 	return nil
 }
@@ -546,12 +623,13 @@ func (r *Registrar) ChangeContacts(u topology.User, set []backend.Contact, remov
 // contactsOf returns a user's contact list from the Back End that serves them, and its pool.
 func (r *Registrar) contactsOf(u topology.User) (string, []backend.Contact, error) {
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	if r.closed {
+		r.mu.Unlock()
 		return "", nil, errClosed
 	}
 	master, _ := r.userServicesLocked(r.pools[r.top.Pool(u.Pool).Index])
-	cs, err := master.be.Contacts(u.AOR)
+	r.mu.Unlock()
+	cs, err := master.be.Contacts(u.AOR) // outside r.mu: the database may be slow
 	return master.top.FQDN, cs, err
 }
 

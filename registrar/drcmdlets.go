@@ -138,9 +138,7 @@ func (r *Registrar) backEndLocked(p *pool, up bool) error {
 	}
 	// With two Front Ends the Back End is the fabric's quorum witness.
 	r.afterFabricLocked(p, p.fabric.SetBackEnd(up, now))
-	for _, q := range r.pools {
-		r.backupServiceLocked(q)
-	}
+	r.kickBackupServiceLocked()
 	r.drTickLocked(p)
 	r.publish()
 	return nil
@@ -185,6 +183,18 @@ func parseWait(s string, def time.Duration) (time.Duration, error) {
 	return d, nil
 }
 
+// sidesLocked is a pool's pairing in both directions, as pairing.Allow judges an operation on
+// the pool: its own users' state, and its partner's users' when the partner names it as backup.
+func (r *Registrar) sidesLocked(p *pool) pairing.Sides {
+	s := pairing.Sides{Pool: p.top.FQDN, Partner: p.backup.top.FQDN}
+	s.Own, _ = p.pair.State()
+	if q := p.backup; q.pair != nil && q.backup == p {
+		s.Paired = true
+		s.PartnerUsers, _ = q.pair.State()
+	}
+	return s
+}
+
 func (r *Registrar) pairedPool(fqdn string) (*pool, error) {
 	p, err := r.poolByName(fqdn)
 	if err != nil {
@@ -208,15 +218,20 @@ func (r *Registrar) FailOver(fqdn string, req admin.FailOverRequest) (admin.DRRe
 	}
 	o := pairing.FailOverOptions{DisasterMode: req.DisasterMode, WaitTime: wait, SkipDataVerification: req.SkipDataVerification,
 		Force: req.Force, FlushStorageService: req.FlushStorageService, WhatIf: req.WhatIf}
+	p.data.lock() // its data sync: no contact change of its users interleaves
+	defer p.data.unlock()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {
 		return admin.DRResult{}, errClosed
 	}
 	out := admin.DRResult{PoolFqdn: p.top.FQDN, BackupPoolFqdn: p.backup.top.FQDN, WhatIf: o.WhatIf}
+	if err := pairing.Allow(pairing.OpFailOver, r.sidesLocked(p)); err != nil {
+		return admin.DRResult{}, fmt.Errorf("%w: Invoke-CsPoolFailOver -PoolFqdn %s: %w", admin.ErrConflict, p.top.FQDN, err)
+	}
 	homeUp := r.servesLocked(p) && !r.cutLocked(p)
 	if err := p.pair.CheckFailOver(o, homeUp, r.servesLocked(p.backup)); err != nil {
-		return admin.DRResult{}, fmt.Errorf("%w: Invoke-CsPoolFailOver -PoolFqdn %s: %v", admin.ErrConflict, p.top.FQDN, err)
+		return admin.DRResult{}, fmt.Errorf("%w: Invoke-CsPoolFailOver -PoolFqdn %s: %w", admin.ErrConflict, p.top.FQDN, err)
 	}
 	if !o.DisasterMode {
 		for _, q := range []*pool{p, p.backup} {
@@ -249,7 +264,7 @@ func (r *Registrar) FailOver(fqdn string, req admin.FailOverRequest) (admin.DRRe
 	}
 	evs, err := p.pair.FailOver(now, o, homeUp, r.servesLocked(p.backup))
 	if err != nil {
-		return admin.DRResult{}, fmt.Errorf("%w: %v", admin.ErrConflict, err)
+		return admin.DRResult{}, fmt.Errorf("%w: %w", admin.ErrConflict, err)
 	}
 	r.drEventsLocked(p, evs)
 	// Users still signed in at home move now; the backup serves them (resiliency mode until
@@ -272,15 +287,20 @@ func (r *Registrar) FailBack(fqdn string, req admin.FailBackRequest) (admin.DRRe
 	if err != nil {
 		return admin.DRResult{}, err
 	}
+	p.data.lock() // its data sync back: no contact change of its users interleaves
+	defer p.data.unlock()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {
 		return admin.DRResult{}, errClosed
 	}
 	out := admin.DRResult{PoolFqdn: p.top.FQDN, BackupPoolFqdn: p.backup.top.FQDN, WhatIf: req.WhatIf}
+	if err := pairing.Allow(pairing.OpFailBack, r.sidesLocked(p)); err != nil {
+		return admin.DRResult{}, fmt.Errorf("%w: Invoke-CsPoolFailBack -PoolFqdn %s: %w", admin.ErrConflict, p.top.FQDN, err)
+	}
 	homeUp := r.servesLocked(p)
 	if err := p.pair.CheckFailBack(homeUp); err != nil {
-		return admin.DRResult{}, fmt.Errorf("%w: Invoke-CsPoolFailBack -PoolFqdn %s: %v", admin.ErrConflict, p.top.FQDN, err)
+		return admin.DRResult{}, fmt.Errorf("%w: Invoke-CsPoolFailBack -PoolFqdn %s: %w", admin.ErrConflict, p.top.FQDN, err)
 	}
 	plan := fmt.Sprintf("Fail back the users of %s from %s: their data is synced back (wait %s), then signed-in users move home at %d users per %s, each signed out once with a registration-notify and in resiliency mode at home until the failback completes; new sign-ins go home in resiliency mode.",
 		p.top.FQDN, p.backup.top.FQDN, wait, r.top.Pairing.FailbackUsers, r.top.Pairing.FailbackPer)
@@ -306,7 +326,7 @@ func (r *Registrar) FailBack(fqdn string, req admin.FailBackRequest) (admin.DRRe
 		Message: fmt.Sprintf("failback: the contact lists of the pool's users (%d contacts) synced back from %s", n, p.backup.top.FQDN)})
 	evs, err := p.pair.FailBack(r.clock.Now(), wait, homeUp)
 	if err != nil {
-		return admin.DRResult{}, fmt.Errorf("%w: %v", admin.ErrConflict, err)
+		return admin.DRResult{}, fmt.Errorf("%w: %w", admin.ErrConflict, err)
 	}
 	r.drEventsLocked(p, evs)
 	r.armDRLocked(p)

@@ -2,6 +2,7 @@ package registrar_test
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -234,5 +235,65 @@ func assertEvents(t *testing.T, env *rt.Env, ids ...int) {
 		if !seen[id] {
 			t.Errorf("no event %d in the log", id)
 		}
+	}
+}
+
+// TestCrashAndRestartWithinDetectionRejoins: a Front End crashed and started again before the
+// fabric detected the crash used to stay Starting with no routing group for good (the late
+// detection took it out of the fabric while its listeners ran, and `start` answered 409). It
+// rejoins as a secondary, says why in the event log, and holds the replicated registrations of
+// the routing groups it backs up.
+func TestCrashAndRestartWithinDetectionRejoins(t *testing.T) {
+	clock := clockwork.NewFakeClock()
+	yaml := strings.Replace(rt.Topology, "failure_detection: 0s", "failure_detection: 10s", 1)
+	env := rt.Start(t, yaml, registrar.WithClock(clock))
+	crashed := env.Primary(t, alice)
+	ph := rt.NewPhone(t, "udp")
+	if res, _ := ph.RegisterAuth(env.Addr(t, crashed, "udp"), ph.Register(alice, "", 600), "user00042", "secret"); res.StatusCode != 200 {
+		t.Fatal(res.StartLine())
+	}
+	if _, err := env.R.FrontEndAction(crashed, "crash"); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(3 * time.Second)
+	// The start handles the undetected crash at once, under the control-plane lock: no timer
+	// is involved, so what it answers is final (package fabric checks that no detection is
+	// left to fire later).
+	fe, err := env.R.FrontEndAction(crashed, "start")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fe.State != "Started" || fe.Primaries != 0 || fe.Replicas == 0 {
+		t.Fatalf("restarted within the detection interval: %+v, want Started holding secondaries only", fe)
+	}
+	var why bool
+	for _, e := range env.R.Events().Since(0) {
+		why = why || e.Kind == "FrontEndInactive" && e.FrontEnd == crashed && strings.Contains(e.Message, "restarted before its crash was detected")
+	}
+	if !why {
+		t.Fatal("no event says the restarted Front End's crash was handled at its restart")
+	}
+
+	clock.Advance(time.Minute) // well past the detection interval
+	if fe := env.FrontEnd(t, crashed); fe.State != "Started" || fe.Replicas == 0 {
+		t.Fatalf("after the detection interval: %+v", fe)
+	}
+
+	// The registration survived on the promoted primary and was copied to the restarted Front
+	// End, now a secondary: move the primary away until the restarted one holds it.
+	info, _ := env.R.UserPoolInfo(alice)
+	if info.PrimaryPoolPrimaryRegistrar == crashed || !slices.Contains(info.PrimaryPoolBackupRegistrars, crashed) {
+		t.Fatalf("alice's routing group after the restart: %+v", info)
+	}
+	for env.Primary(t, alice) != crashed {
+		prim := env.Primary(t, alice)
+		for _, action := range []string{"stop", "start"} { // one at a time: quorum holds
+			if _, err := env.R.FrontEndAction(prim, action); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if regs, _ := env.R.Registrations(alice); regs.Registrar != crashed || len(regs.Bindings) != 1 {
+		t.Fatalf("the restarted Front End, now primary, holds %+v", regs)
 	}
 }

@@ -6,6 +6,23 @@
 // resets) runs under one mutex and publishes an immutable snapshot after every change; the SIP
 // path reads that snapshot without locking. Each Front End's registrations live in its own
 // location.Store, which a crash replaces with an empty one.
+//
+// Lock order: a goroutine holding one of these takes only those below it, never one above.
+//
+//	pool.data       one per home pool: its users' Back End writes (SERVICE contact changes, the
+//	                backup service's copies, the data sync of Invoke-CsPoolFailOver/FailBack)
+//	Registrar.mu    the control plane
+//	stripes[i]      one AOR's replication order (Register takes it without mu)
+//	location.Store  its per-AOR locks (Update's callback only reads the snapshot)
+//	backend.Store.mu, eventlog, metrics: leaves
+//
+// Nothing that can wait on something outside the process runs under mu on the SIP path: a
+// contact change, a contact list read and the backup service call the Back End (SQLite) under
+// pool.data only, so a locked or slow Back End fails those requests with ErrUnavailable after
+// backend.BusyTimeout and stalls nothing else. Two Back End calls remain under mu, each bounded
+// by backend.BusyTimeout per statement: the data sync of the failover and failback cmdlets
+// (atomic with the state change they guard) and recording a disaster-recovery state change
+// (saveDRLocked). Registration-notify batches are sent by their own goroutines.
 package registrar
 
 import (
@@ -98,6 +115,8 @@ type Registrar struct {
 	version uint64 // of the last snapshot published (under mu)
 	bg      sync.WaitGroup
 	stop    chan struct{}
+	// syncKick asks the backup service goroutine for a pass (capacity 1: kicks coalesce).
+	syncKick chan struct{}
 	// notifying ends in-flight registration-notify batches at Close.
 	notifyCtx    context.Context
 	notifyCancel context.CancelFunc
@@ -110,6 +129,10 @@ type pool struct {
 	timer  clockwork.Timer
 	last   *fabric.Snapshot // placement the stores were last reconciled to
 
+	// data orders the Back End writes of this pool's users' data (contact changes, the backup
+	// service's copies, the data sync of a failover or failback), which run outside mu; it is
+	// taken before mu, never while holding it.
+	data   dataLock
 	be     *backend.Store
 	backup *pool // nil when the pool has none
 	// pair is this pool's users' disaster-recovery state, as its backup pool sees it (nil
@@ -125,11 +148,35 @@ type pool struct {
 	toMove []string
 }
 
+// dataLock is a mutex whose waiters can give up: a SIP request waiting for the Back End writes
+// of other requests ahead of it (each bounded by backend.OpTimeout) must not queue for ever
+// behind a locked Back End.
+type dataLock chan struct{}
+
+func (l dataLock) lock()   { l <- struct{}{} }
+func (l dataLock) unlock() { <-l }
+
+// lockWithin takes the lock unless d passes first.
+func (l dataLock) lockWithin(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case l <- struct{}{}:
+		return true
+	case <-t.C:
+		return false
+	}
+}
+
 type fe struct {
 	top   *topology.FrontEnd
 	pool  *pool
 	sip   *frontend.FrontEnd
 	store atomic.Pointer[location.Store] // nil while down: a crash loses it
+	// fresh: its store was made by the last start, after the placement its pool was last
+	// reconciled to (pool.last), so it holds none of the routing groups that placement gives
+	// it (a Front End that crashed and started again before the crash was detected).
+	fresh bool
 	// state: Stopped, Started (listeners up; "Starting" is derived from the pool) or Failed.
 	state string
 	since time.Time
@@ -158,6 +205,7 @@ func New(cfg Config, opts ...Option) (*Registrar, error) {
 		cut:        map[[2]int]bool{},
 		stripeSeed: maphash.MakeSeed(),
 		stop:       make(chan struct{}),
+		syncKick:   make(chan struct{}, 1),
 	}
 	r.notifyCtx, r.notifyCancel = context.WithCancel(context.Background())
 	for _, o := range opts {
@@ -191,7 +239,7 @@ func New(cfg Config, opts ...Option) (*Registrar, error) {
 		Server: r.top.ServerHeader, Trace: cfg.Trace, Internal: r.top.Addresses(),
 	}
 	for _, tp := range r.top.Pools {
-		p := &pool{top: tp, fabric: fabric.New(fabric.Config{
+		p := &pool{top: tp, data: make(dataLock, 1), fabric: fabric.New(fabric.Config{
 			FrontEnds: len(tp.FrontEnds), RoutingGroups: tp.RoutingGroups,
 			FailureDetection: r.top.Fabric.FailureDetection, QuorumLossShutdown: r.top.Fabric.QuorumLossShutdown,
 		})}

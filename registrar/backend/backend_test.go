@@ -1,6 +1,8 @@
 package backend
 
 import (
+	"context"
+	"database/sql"
 	"errors"
 	"path/filepath"
 	"strings"
@@ -107,5 +109,81 @@ func TestSyncNeedsBothUp(t *testing.T) {
 	}
 	if cs, _ := b.Contacts("alice@contoso.com"); len(cs) != 0 {
 		t.Fatalf("a refused sync copied %v", cs)
+	}
+}
+
+// TestUnavailableAtRunTime: a database that cannot take a change at run time fails it with an
+// Error naming the Back End and matching ErrUnavailable (the SIP edge answers 503), within a
+// bounded time; a fault of the SQL itself does not match it (500).
+func TestUnavailableAtRunTime(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		fault       func(t *testing.T, s *Store, path string) // behind the Store's back, or on its own connection
+		reason      string
+		unavailable bool
+	}{
+		{"locked by another connection", func(t *testing.T, _ *Store, path string) {
+			other, err := sql.Open("sqlite", "file:"+path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			other.SetMaxOpenConns(1)
+			t.Cleanup(func() { other.Close() })
+			conn, err := other.Conn(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { conn.Close() })
+			if _, err := conn.ExecContext(context.Background(), "BEGIN EXCLUSIVE"); err != nil {
+				t.Fatal(err)
+			}
+		}, "locked", true},
+		{"read-only", func(t *testing.T, s *Store, _ string) {
+			// Its one connection refuses writes from now on (SQLITE_READONLY), as a database
+			// reopened read-only would.
+			if _, err := s.db.Exec("PRAGMA query_only = ON"); err != nil {
+				t.Fatal(err)
+			}
+		}, "read-only", true},
+		{"shut", func(t *testing.T, s *Store, _ string) { s.Close() }, "shut down", true},
+		{"emulated outage", func(t *testing.T, s *Store, _ string) { s.SetUp(false, t0) }, "down", true},
+		{"table dropped (our SQL fails)", func(t *testing.T, _ *Store, path string) {
+			other, err := sql.Open("sqlite", "file:"+path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer other.Close()
+			if _, err := other.Exec("DROP TABLE contacts"); err != nil {
+				t.Fatal(err)
+			}
+		}, "failed", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "pool-a.db")
+			s, err := Open(path, Named("pool-a.contoso.com"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			if err := s.SetContact("alice@contoso.com", "pool-a", Contact{URI: "sip:bob@contoso.com"}); err != nil {
+				t.Fatal(err)
+			}
+			tc.fault(t, s, path)
+			start := time.Now()
+			err = s.SetContact("alice@contoso.com", "pool-a", Contact{URI: "sip:carol@contoso.com"})
+			took := time.Since(start)
+			var be *Error
+			if !errors.As(err, &be) || be.BackEnd != "pool-a.contoso.com" || !strings.Contains(be.Reason, tc.reason) {
+				t.Fatalf("SetContact: %v (%#v), want an Error of pool-a.contoso.com saying %q", err, be, tc.reason)
+			}
+			if errors.Is(err, ErrUnavailable) != tc.unavailable {
+				t.Fatalf("SetContact: %v: unavailable %v, want %v", err, !tc.unavailable, tc.unavailable)
+			}
+			// A SIP request must not wait for a locked Back End past a UDP client's third
+			// retransmission (0.5 + 1 + 2 s): it waited 5 s per statement.
+			if took > 3*time.Second {
+				t.Fatalf("SetContact took %s", took)
+			}
+		})
 	}
 }

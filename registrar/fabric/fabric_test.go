@@ -559,3 +559,100 @@ func hasRGEvent(ev []Event, id, rg int) bool {
 func hasKind(ev []Event, k Kind) bool {
 	return slices.ContainsFunc(ev, func(e Event) bool { return e.Kind == k })
 }
+
+// TestRestartBeforeDetectionRejoins: a Front End that crashed and started again before the
+// fabric detected the crash is a new process with an empty memory. It must end exactly where a
+// Front End that restarts after a longer outage ends: its routing groups promoted away, itself
+// back as a secondary, one 32108 event saying why, and no detection left to fire later (which
+// used to take it out of the fabric while its listeners ran: Starting with 0 routing groups).
+func TestRestartBeforeDetectionRejoins(t *testing.T) {
+	const detect = 2 * time.Second
+	fresh := func(n int) *Pool {
+		p := New(Config{FrontEnds: n, RoutingGroups: 32, FailureDetection: detect, QuorumLossShutdown: 5 * time.Minute})
+		startAll(t, p)
+		return p
+	}
+	for _, tc := range []struct {
+		name string
+		n    int
+		fes  []int // crashed together, then started together
+	}{
+		{"standard edition", 1, []int{0}},
+		{"2 FEs, first", 2, []int{0}},
+		{"2 FEs, both", 2, []int{0, 1}},
+		{"3 FEs, one", 3, []int{1}},
+		{"3 FEs, all", 3, []int{0, 1, 2}},
+		{"4 FEs, last", 4, []int{3}},
+		{"6 FEs, two", 6, []int{0, 4}},
+		{"12 FEs, first", 12, []int{0}},
+		{"16 FEs, one", 16, []int{9}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			short, long := fresh(tc.n), fresh(tc.n)
+			before := short.Snapshot()
+			restart := t0.Add(detect / 2)
+			short.Crash(t0, tc.fes...)
+			ev, err := short.Start(restart, tc.fes...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			long.Crash(t0, tc.fes...)
+			long.Tick(t0.Add(detect))
+			long.Start(t0.Add(detect), tc.fes...)
+
+			if short.State() != Started || long.State() != Started {
+				t.Fatalf("state %s, after a longer outage %s", short.State(), long.State())
+			}
+			for _, fe := range tc.fes {
+				if !short.Running(fe) {
+					t.Fatalf("FE %d restarted but the fabric does not count it as running", fe)
+				}
+				if !slices.ContainsFunc(ev, func(e Event) bool { return e.ID == 32108 && e.FE == fe }) {
+					t.Errorf("no 32108 event for the restarted FE %d: %v", fe, ev)
+				}
+			}
+			if !slices.EqualFunc(short.replicas, long.replicas, slices.Equal) {
+				t.Fatalf("placement after a restart within the detection interval\n%v\nafter a longer outage\n%v", short.replicas, long.replicas)
+			}
+			checkPlacement(t, short, "restarted")
+			// With another Front End running, the restarted one takes no primary (its memory
+			// is empty); where the others were too few to hold three replicas of every routing
+			// group, it takes secondaries.
+			if others := tc.n - len(tc.fes); others > 0 {
+				prim, load := counts(short)
+				for _, fe := range tc.fes {
+					if prim[fe] != 0 || others < MaxReplicas && load[fe] == 0 {
+						t.Fatalf("restarted FE %d holds %d primaries and %d replicas (before: %v)", fe, prim[fe], load[fe], before.Replicas)
+					}
+				}
+			}
+			// Nothing is left to detect: a later tick changes nothing.
+			if d, ok := short.NextDeadline(); ok {
+				t.Fatalf("a deadline is left at %v", d)
+			}
+			if ev := short.Tick(t0.Add(10 * detect)); len(ev) != 0 {
+				t.Fatalf("a later tick: %v", ev)
+			}
+			for _, fe := range tc.fes {
+				if !short.Running(fe) {
+					t.Fatalf("FE %d was taken out of the fabric after it restarted", fe)
+				}
+			}
+		})
+	}
+}
+
+// TestRestartBeforeDetectionKeepsQuorum: the restarted Front End never left, as far as
+// pool-level quorum goes: a pool at its quorum does not lose it (and close every routing group's
+// connections) because one of its Front Ends restarted.
+func TestRestartBeforeDetectionKeepsQuorum(t *testing.T) {
+	p := New(Config{FrontEnds: 3, RoutingGroups: 8, FailureDetection: 2 * time.Second, QuorumLossShutdown: 5 * time.Minute})
+	startAll(t, p)
+	p.Stop(t0, 2) // 2 of 3 run: exactly pool-level quorum
+	p.Crash(t0, 0)
+	ev, _ := p.Start(t0.Add(time.Second), 0)
+	if p.State() != Started || hasKind(ev, QuorumLoss) || hasKind(ev, RoutingGroupsClosed) || hasKind(ev, QuorumRegained) {
+		t.Fatalf("state %s events %v", p.State(), ev)
+	}
+	checkPlacement(t, p, "restarted at quorum")
+}

@@ -121,9 +121,28 @@ func (p *Pool) k(running int) int { return min(MaxReplicas, running) }
 // Start records that Front Ends' services started (several at once when a pool is started). A
 // pool that is Stopped or Starting starts once the cold-start rule is met, placing RGs once over
 // all of them; a Started or QuorumLost pool takes them at once.
+//
+// A Front End that crashed and starts again before its crash was detected is a new process with
+// an empty memory: its crash is detected now (the new instance announces itself, as a restarted
+// Windows Fabric node does), so its routing groups are promoted away, and it joins again like a
+// Front End back from a longer outage, as a secondary. Pool-level quorum is judged once it has
+// joined: it was never away long enough to lose it.
 func (p *Pool) Start(now time.Time, fes ...int) ([]Event, error) {
 	if err := p.check(fes); err != nil {
 		return nil, err
+	}
+	var restarted []int
+	for _, fe := range fes {
+		if p.running[fe] && !p.crashedAt[fe].IsZero() && !slices.Contains(restarted, fe) {
+			restarted = append(restarted, fe)
+		}
+	}
+	var ev []Event
+	if len(restarted) > 0 {
+		ev = p.leave(restarted, "failed: it restarted before its crash was detected, with an empty memory; it joins again as a secondary")
+		if p.RunningCount() == 0 && (p.state == Started || p.state == QuorumLost) {
+			ev = append(ev, p.stopAll()...) // no other Front End runs: this is a cold start
+		}
 	}
 	var joined []int
 	for _, fe := range fes {
@@ -134,14 +153,13 @@ func (p *Pool) Start(now time.Time, fes ...int) ([]Event, error) {
 		}
 	}
 	if len(joined) == 0 {
-		return nil, nil
+		return ev, nil
 	}
-	var ev []Event
 	switch p.state {
 	case Stopped, Starting:
-		ev = p.tryColdStart(now, false)
+		ev = append(ev, p.tryColdStart(now, false)...)
 	case Started:
-		ev = p.rejoin(joined)
+		ev = append(ev, p.rejoin(joined)...)
 	case QuorumLost:
 		if HasPoolQuorum(p.running, p.backEndUp) {
 			p.state = Started
@@ -269,6 +287,22 @@ func (p *Pool) down(now time.Time, fes []int, crashed bool) []Event {
 	if crashed {
 		how = "failed"
 	}
+	ev := p.leave(fes, how)
+	if p.state != Started && p.state != QuorumLost {
+		return ev
+	}
+	if p.RunningCount() == 0 {
+		return append(ev, p.stopAll()...)
+	}
+	if p.state == Started && !HasPoolQuorum(p.running, p.backEndUp) {
+		ev = append(ev, p.loseQuorum(now)...)
+	}
+	return ev
+}
+
+// leave takes Front Ends out of the fabric (how says why, in their 32108 events): their routing
+// groups are promoted and re-placed. Pool-level quorum is the caller's to judge.
+func (p *Pool) leave(fes []int, how string) []Event {
 	var ev []Event
 	for _, fe := range fes {
 		p.running[fe] = false
@@ -312,12 +346,6 @@ func (p *Pool) down(now time.Time, fes []int, crashed bool) []Event {
 		}
 	}
 	p.fill()
-	if p.RunningCount() == 0 {
-		return append(ev, p.stopAll()...)
-	}
-	if p.state == Started && !HasPoolQuorum(p.running, p.backEndUp) {
-		ev = append(ev, p.loseQuorum(now)...)
-	}
 	return ev
 }
 

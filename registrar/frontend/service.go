@@ -91,7 +91,15 @@ func (f *FrontEnd) onService(req *sip.Request) *sip.Response {
 	}
 	if err := f.cl.ChangeContacts(user, set, remove); err != nil {
 		if errors.Is(err, backend.ErrUnavailable) {
-			return f.unavailable(req, DiagBackEndUnavailable)
+			// Locked, read-only, failing or down: the client may retry later (503), and
+			// ms-diagnostics says which Back End and why.
+			d := DiagBackEndUnavailable
+			var be *backend.Error
+			if errors.As(err, &be) {
+				d.Reason = fmt.Sprintf("%s: Back End of %s %s", d.Reason, be.BackEnd, be.Reason)
+			}
+			f.ep.log.Debug().Err(err).Str("user", user.AOR).Msg("contact list change refused: Back End unavailable")
+			return f.unavailable(req, d)
 		}
 		f.ep.log.Error().Err(err).Str("user", user.AOR).Msg("contact list change failed")
 		return f.ep.response(req, 500, "Server Internal Error")

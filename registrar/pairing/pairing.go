@@ -1,8 +1,9 @@
 // Package pairing is pool pairing as pure logic: the disaster-recovery state of a home pool's
 // users (Active, FailingOver, FailedOver, FailingBack), the registrar resiliency timer (the
 // backup pool missing the home pool's heartbeat for the failure detection interval), the rules
-// of Invoke-CsPoolFailOver and Invoke-CsPoolFailBack, the pace of a failback, and where a user
-// is served at any moment (Decide).
+// of Invoke-CsPoolFailOver and Invoke-CsPoolFailBack, which operations the two directions of a
+// pairing allow together (Allow: a pool that serves its partner's users cannot fail over to
+// it), the pace of a failback, and where a user is served at any moment (Decide).
 //
 // Nothing here reads a clock: inputs carry the time, NextDeadline says when Tick is due, and
 // changes return the events they caused. A Pair is not safe for concurrent use.
@@ -78,13 +79,14 @@ const (
 	FailbackProgress
 	FailedBack
 	FailbackAborted
+	FailoverAborted
 )
 
 var kindNames = map[Kind]string{
 	HeartbeatLost: "HeartbeatLost", HeartbeatRestored: "HeartbeatRestored", TimerExpired: "ResiliencyTimerExpired",
 	FailoverStarted: "PoolFailoverStarted", FailedOverEvent: "PoolFailedOver", FailbackStarted: "PoolFailbackStarted",
 	FailbackMoving: "PoolFailbackMovingUsers", FailbackProgress: "PoolFailbackProgress", FailedBack: "PoolFailedBack",
-	FailbackAborted: "PoolFailbackAborted",
+	FailbackAborted: "PoolFailbackAborted", FailoverAborted: "PoolFailoverAborted",
 }
 
 func (k Kind) String() string { return kindNames[k] }
@@ -267,6 +269,18 @@ func (p *Pair) AbortFailBack(now time.Time) []Event {
 	p.set(FailedOver, now)
 	p.moving = false
 	return []Event{{FailbackAborted, fmt.Sprintf("failback aborted after %d users moved: the home pool stopped serving; every user is served by the backup pool again (FailedOver); run Invoke-CsPoolFailBack once the home pool is back", p.moved)}}
+}
+
+// AbortFailOver ends a failover whose backup pool stopped serving before it completed: it cannot
+// give the users full service, so they stay with (or go back to) their home pool (Active) until
+// Invoke-CsPoolFailOver runs again. A completed failover is not undone: its users are the backup
+// pool's to serve, and Invoke-CsPoolFailBack brings them home.
+func (p *Pair) AbortFailOver(now time.Time) []Event {
+	if p.state != FailingOver {
+		return nil
+	}
+	p.set(Active, now)
+	return []Event{{FailoverAborted, "failover aborted before it completed: the backup pool stopped serving; the users are served as before the failover (Active), by their home pool; run Invoke-CsPoolFailOver again once the backup pool serves"}}
 }
 
 // CheckFailBack says whether FailBack would be refused, without changing anything.

@@ -3,6 +3,7 @@ package pairing
 import (
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -259,5 +260,108 @@ func TestPlanAndParse(t *testing.T) {
 	}
 	if _, err := ParseState("Sideways"); err == nil {
 		t.Fatal("ParseState accepted Sideways")
+	}
+}
+
+func TestFailoverAbortedWhenBackupStops(t *testing.T) {
+	p := pair()
+	if _, err := p.FailOver(t0, FailOverOptions{WaitTime: 15 * time.Second}, true, true); err != nil {
+		t.Fatal(err)
+	}
+	if ev := p.AbortFailOver(t0.Add(time.Second)); !has(ev, FailoverAborted) {
+		t.Fatalf("abort: %v", kinds(ev))
+	}
+	if st, _ := p.State(); st != Active {
+		t.Fatalf("after the abort: %s", st)
+	}
+	if ev := p.Tick(t0.Add(time.Minute)); has(ev, FailedOverEvent) {
+		t.Fatalf("the aborted failover completed: %v", kinds(ev))
+	}
+	if _, ok := p.NextDeadline(); ok {
+		t.Fatal("a deadline is left after the abort")
+	}
+	// A completed failover is not undone: failing back is the way home.
+	p.Restore(FailedOver, t0)
+	if ev := p.AbortFailOver(t0.Add(2 * time.Minute)); ev != nil {
+		t.Fatalf("abort of a completed failover: %v", kinds(ev))
+	}
+	if st, _ := p.State(); st != FailedOver {
+		t.Fatalf("a completed failover was undone: %s", st)
+	}
+}
+
+// TestAllow is Allow's table for every state of both directions of a pairing: the pool's own
+// users (Own) and its partner's users (Partner), whom this pool backs up.
+func TestAllow(t *testing.T) {
+	states := []State{Active, FailingOver, FailedOver, FailingBack}
+	seen := map[[3]int]bool{}
+	for _, tc := range []struct {
+		op             Op
+		own, partner   State
+		want           error
+		instead        string // what the refusal tells the operator to do
+		withoutPartner error  // the same, when the partner does not name this pool as backup
+	}{
+		{OpFailOver, Active, Active, nil, "", nil},
+		{OpFailOver, Active, FailingOver, ErrPartner, "Invoke-CsPoolFailBack -PoolFqdn pool-b", nil},
+		{OpFailOver, Active, FailedOver, ErrPartner, "Invoke-CsPoolFailBack -PoolFqdn pool-b", nil},
+		{OpFailOver, Active, FailingBack, ErrPartner, "wait for that failback to complete", nil},
+		{OpFailOver, FailingOver, Active, ErrState, "wait for it to complete", ErrState},
+		{OpFailOver, FailingOver, FailingOver, ErrState, "wait for it to complete", ErrState},
+		{OpFailOver, FailingOver, FailedOver, ErrState, "wait for it to complete", ErrState},
+		{OpFailOver, FailingOver, FailingBack, ErrState, "wait for it to complete", ErrState},
+		{OpFailOver, FailedOver, Active, ErrState, "Invoke-CsPoolFailBack -PoolFqdn pool-a", ErrState},
+		{OpFailOver, FailedOver, FailingOver, ErrState, "Invoke-CsPoolFailBack -PoolFqdn pool-a", ErrState},
+		{OpFailOver, FailedOver, FailedOver, ErrState, "Invoke-CsPoolFailBack -PoolFqdn pool-a", ErrState},
+		{OpFailOver, FailedOver, FailingBack, ErrState, "Invoke-CsPoolFailBack -PoolFqdn pool-a", ErrState},
+		{OpFailOver, FailingBack, Active, ErrState, "wait for the failback to complete", ErrState},
+		{OpFailOver, FailingBack, FailingOver, ErrState, "wait for the failback to complete", ErrState},
+		{OpFailOver, FailingBack, FailedOver, ErrState, "wait for the failback to complete", ErrState},
+		{OpFailOver, FailingBack, FailingBack, ErrState, "wait for the failback to complete", ErrState},
+		// Failing back is how a pair in any state unwinds: the partner's users never stop it.
+		{OpFailBack, FailedOver, Active, nil, "", nil},
+		{OpFailBack, FailedOver, FailingOver, nil, "", nil},
+		{OpFailBack, FailedOver, FailedOver, nil, "", nil},
+		{OpFailBack, FailedOver, FailingBack, nil, "", nil},
+		{OpFailBack, Active, Active, ErrState, "nothing to fail back", ErrState},
+		{OpFailBack, Active, FailingOver, ErrState, "nothing to fail back", ErrState},
+		{OpFailBack, Active, FailedOver, ErrState, "nothing to fail back", ErrState},
+		{OpFailBack, Active, FailingBack, ErrState, "nothing to fail back", ErrState},
+		{OpFailBack, FailingOver, Active, ErrState, "wait for the failover to complete", ErrState},
+		{OpFailBack, FailingOver, FailingOver, ErrState, "wait for the failover to complete", ErrState},
+		{OpFailBack, FailingOver, FailedOver, ErrState, "wait for the failover to complete", ErrState},
+		{OpFailBack, FailingOver, FailingBack, ErrState, "wait for the failover to complete", ErrState},
+		{OpFailBack, FailingBack, Active, ErrState, "wait for the failback to complete", ErrState},
+		{OpFailBack, FailingBack, FailingOver, ErrState, "wait for the failback to complete", ErrState},
+		{OpFailBack, FailingBack, FailedOver, ErrState, "wait for the failback to complete", ErrState},
+		{OpFailBack, FailingBack, FailingBack, ErrState, "wait for the failback to complete", ErrState},
+	} {
+		seen[[3]int{int(tc.op), int(tc.own), int(tc.partner)}] = true
+		s := Sides{Pool: "pool-a", Partner: "pool-b", Own: tc.own, Paired: true, PartnerUsers: tc.partner}
+		err := Allow(tc.op, s)
+		if !errors.Is(err, tc.want) || (tc.want == nil) != (err == nil) {
+			t.Errorf("%s with own %s, partner's %s: %v, want %v", tc.op, tc.own, tc.partner, err, tc.want)
+			continue
+		}
+		if err != nil && !strings.Contains(err.Error(), tc.instead) {
+			t.Errorf("%s with own %s, partner's %s: %q does not say %q", tc.op, tc.own, tc.partner, err, tc.instead)
+		}
+		s.Paired = false
+		if err := Allow(tc.op, s); !errors.Is(err, tc.withoutPartner) || (tc.withoutPartner == nil) != (err == nil) {
+			t.Errorf("%s with own %s, one-way pairing: %v, want %v", tc.op, tc.own, err, tc.withoutPartner)
+		}
+	}
+	if len(seen) != 2*len(states)*len(states) {
+		t.Errorf("the table covers %d of the %d states of a failover and a failback", len(seen), 2*len(states)*len(states))
+	}
+	// Faults and the pool's own service control are never refused for the pairing's sake.
+	for _, op := range []Op{OpStop, OpStart, OpCrash, OpReset} {
+		for _, own := range states {
+			for _, partner := range states {
+				if err := Allow(op, Sides{Pool: "pool-a", Partner: "pool-b", Own: own, Paired: true, PartnerUsers: partner}); err != nil {
+					t.Errorf("%s with own %s, partner's %s: %v", op, own, partner, err)
+				}
+			}
+		}
 	}
 }
