@@ -170,9 +170,14 @@ func (a *Authenticator) nonce(now time.Time) string {
 	return base64.RawURLEncoding.EncodeToString(buf)
 }
 
-// checkNonce returns Stale for an expired nonce, Rejected for one this process did not issue,
-// and the time it was issued.
+// checkNonce returns Stale for an expired nonce, Rejected for one this process did not issue
+// (forged, foreign, or not a nonce at all: any length, any encoding), and the time it was issued.
 func (a *Authenticator) checkNonce(nonce string, now time.Time) (Outcome, time.Time) {
+	// The length first: Decode writes as much as the input holds, and a longer nonce overran
+	// the array (a panic, answered 500).
+	if len(nonce) != base64.RawURLEncoding.EncodedLen(nonceLen) {
+		return Rejected, time.Time{}
+	}
 	var raw [nonceLen]byte
 	n, err := base64.RawURLEncoding.Decode(raw[:], []byte(nonce))
 	var mac [16]byte

@@ -185,3 +185,32 @@ func BenchmarkVerify(b *testing.B) {
 		}
 	}
 }
+
+// malformedNonces are nonces this package never issues, some of which overran the decoder.
+var malformedNonces = map[string]string{
+	"empty-ish":            "A",
+	"one byte too long":    strings.Repeat("A", 39),
+	"100 bytes":            strings.Repeat("A", 100),
+	"10 KB":                strings.Repeat("QUJD", 10<<8),
+	"not base64":           strings.Repeat("!", 38),
+	"standard alphabet":    strings.Repeat("+/", 19),
+	"padded":               strings.Repeat("A", 38) + "==",
+	"non-ASCII":            strings.Repeat("é", 19),
+	"right length, forged": strings.Repeat("A", 38),
+}
+
+// TestMalformedNonceIsAFreshChallenge: a nonce of any length or encoding is Rejected (a fresh
+// challenge), never a panic.
+func TestMalformedNonceIsAFreshChallenge(t *testing.T) {
+	a := newAuth(t, clockwork.NewFakeClock())
+	for name, nonce := range malformedNonces {
+		t.Run(name, func(t *testing.T) {
+			for _, qop := range []bool{true, false} {
+				r := a.Verify("REGISTER", answer("MD5", "alice", "secret", "contoso.com", nonce, "REGISTER", "sip:contoso.com", 1, qop), users)
+				if r.Outcome != Rejected {
+					t.Fatalf("qop %v: %s (%s), want rejected", qop, r.Outcome, r.Reason)
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,141 @@
+package frontend_test
+
+// Digest authentication as a client meets it, over real loopback sockets: replays, malformed
+// nonces, the credentials' uri, and what an unknown user learns.
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+	"github.com/rs/zerolog"
+
+	"github.com/fepool/fepool/registrar"
+	rt "github.com/fepool/fepool/registrar/registrartest"
+)
+
+const alice = "user00042@contoso.com" // homed on pool-a
+
+// syncBuffer collects the registrar's log lines (written from many goroutines).
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// start runs the registrar test topology (with extra lines under sip:) and returns it with its
+// log.
+func start(t *testing.T, sipSettings string) (*rt.Env, *syncBuffer) {
+	t.Helper()
+	log := &syncBuffer{}
+	top := strings.Replace(rt.Topology, "sip:\n", "sip:\n"+sipSettings, 1)
+	return rt.Start(t, top, registrar.WithLogger(zerolog.New(log))), log
+}
+
+// metric returns the value of one series in the /metrics text (0 when absent).
+func metric(t *testing.T, env *rt.Env, series string) float64 {
+	t.Helper()
+	res, err := http.Get("http://" + env.R.AdminAddr().String() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	text, _ := io.ReadAll(res.Body)
+	m := regexp.MustCompile("(?m)^" + regexp.QuoteMeta(series) + ` (\S+)$`).FindSubmatch(text)
+	if m == nil {
+		return 0
+	}
+	v, _ := strconv.ParseFloat(string(m[1]), 64)
+	return v
+}
+
+func authMetric(t *testing.T, env *rt.Env, fe, outcome string) float64 {
+	t.Helper()
+	return metric(t, env, fmt.Sprintf(`fepool_auth_total{listener=%q,outcome=%q}`, fe, outcome))
+}
+
+func isStaleChallenge(res *sip.Response) bool {
+	return res.StatusCode == 401 && strings.Contains(rt.Header(res, "WWW-Authenticate"), "stale=true")
+}
+
+// rawRegister sends a REGISTER for alice with the given Authorization value over a UDP socket
+// of its own and returns the response's bytes.
+func rawRegister(t *testing.T, dst netip.AddrPort, i int, authz string) []byte {
+	t.Helper()
+	conn, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(dst))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	msg := fmt.Sprintf("REGISTER sip:contoso.com SIP/2.0\r\nVia: SIP/2.0/UDP %s;branch=z9hG4bK-nonce%d;rport\r\n"+
+		"From: <sip:user00042@contoso.com>;tag=%d\r\nTo: <sip:user00042@contoso.com>\r\nCall-ID: nonce-%d\r\nCSeq: 1 REGISTER\r\n"+
+		"Contact: <sip:user00042@127.0.0.1:5099>\r\nMax-Forwards: 70\r\nAuthorization: %s\r\nContent-Length: 0\r\n\r\n",
+		conn.LocalAddr(), i, i, i, authz)
+	if _, err := conn.Write([]byte(msg)); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 8192)
+	_ = conn.SetReadDeadline(time.Now().Add(3 * time.Second))
+	n, err := conn.Read(buf)
+	if err != nil {
+		t.Fatalf("no answer: %v", err)
+	}
+	return buf[:n]
+}
+
+// TestMalformedNonceIsAFreshChallenge: a nonce of any length or encoding gets a fresh 401, not
+// a 500, and nothing is logged at error level. A nonce longer than 28 bytes used to overrun the
+// decoder: a panic, answered 500 with its stack logged.
+func TestMalformedNonceIsAFreshChallenge(t *testing.T) {
+	env, log := start(t, "")
+	fe := env.Primary(t, alice)
+	dst := env.Addr(t, fe, "udp")
+	nonces := map[string]string{
+		"100 bytes":  strings.Repeat("A", 100),
+		"10 KB":      strings.Repeat("QUJD", 10<<8),
+		"not base64": strings.Repeat("!*", 19),
+	}
+	i := 0
+	for name, nonce := range nonces {
+		i++
+		for _, qop := range []string{"", `, qop=auth, nc=00000001, cnonce="c"`} {
+			authz := fmt.Sprintf(`Digest username="user00042", realm="contoso.com", nonce="%s", uri="sip:contoso.com", response="6629fae49393a05397450978507c4ef1", algorithm=MD5%s`, nonce, qop)
+			raw := rawRegister(t, dst, i*2+len(qop)%2, authz)
+			res, err := sip.ParseMessage(raw)
+			if err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			r := res.(*sip.Response)
+			if r.StatusCode != 401 || isStaleChallenge(r) || !strings.Contains(rt.Header(r, "WWW-Authenticate"), `nonce="`) {
+				t.Errorf("nonce %s (qop %q): %s %q, want a fresh 401", name, qop, r.StartLine(), rt.Headers(r, "WWW-Authenticate"))
+			}
+		}
+	}
+	if n := authMetric(t, env, fe, "rejected"); n != float64(2*len(nonces)) {
+		t.Errorf("rejected credentials counted: %v, want %d", n, 2*len(nonces))
+	}
+	if strings.Contains(log.String(), `"level":"error"`) {
+		t.Fatalf("logged at error level:\n%.2000s", log.String())
+	}
+}
