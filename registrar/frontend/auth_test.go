@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+	"github.com/icholy/digest"
 	"github.com/rs/zerolog"
 
 	"github.com/fepool/fepool/registrar"
@@ -73,6 +74,50 @@ func metric(t *testing.T, env *rt.Env, series string) float64 {
 func authMetric(t *testing.T, env *rt.Env, fe, outcome string) float64 {
 	t.Helper()
 	return metric(t, env, fmt.Sprintf(`fepool_auth_total{listener=%q,outcome=%q}`, fe, outcome))
+}
+
+func send(t *testing.T, ph *rt.Phone, dst netip.AddrPort, req *sip.Request) *sip.Response {
+	t.Helper()
+	res, err := ph.Send(dst, req)
+	if err != nil {
+		t.Fatalf("%s to %s: %v", req.Method, dst, err)
+	}
+	return res
+}
+
+// challenge sends req without credentials and returns the 401.
+func challenge(t *testing.T, ph *rt.Phone, dst netip.AddrPort, req *sip.Request) *sip.Response {
+	t.Helper()
+	res := send(t, ph, dst, req)
+	if res.StatusCode != 401 {
+		t.Fatalf("unauthenticated %s: %s", req.Method, res.StartLine())
+	}
+	return res
+}
+
+// withCredentials returns a copy of req (CSeq+1) answering the MD5 challenge of res: with
+// qop=auth and nonce-count nc when nc > 0, without qop (RFC 2069, as some softphones answer)
+// when nc is 0. uri is the digest uri ("": the Request-URI).
+func withCredentials(t *testing.T, ph *rt.Phone, req *sip.Request, res *sip.Response, user, password string, nc int, uri string) *sip.Request {
+	t.Helper()
+	chal, err := digest.ParseChallenge(rt.Header(res, "WWW-Authenticate"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if nc == 0 {
+		chal.QOP = nil
+	}
+	if uri == "" {
+		uri = req.Recipient.String()
+	}
+	cred, err := digest.Digest(chal, digest.Options{Method: string(req.Method), URI: uri, Username: user, Password: password, Count: nc, Cnonce: "0a4f113b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := ph.Next(req)
+	r.RemoveHeader("Authorization")
+	r.AppendHeader(sip.NewHeader("Authorization", cred.String()))
+	return r
 }
 
 func isStaleChallenge(res *sip.Response) bool {
@@ -137,5 +182,27 @@ func TestMalformedNonceIsAFreshChallenge(t *testing.T) {
 	}
 	if strings.Contains(log.String(), `"level":"error"`) {
 		t.Fatalf("logged at error level:\n%.2000s", log.String())
+	}
+}
+
+// TestAuthorizationURIMustBeTheRequestURI: credentials computed for another Request-URI get 400
+// (RFC 2617 §3.2.2.5), counted; the default port spelled out is the same resource.
+func TestAuthorizationURIMustBeTheRequestURI(t *testing.T) {
+	env, _ := start(t, "")
+	fe := env.Primary(t, alice)
+	dst := env.Addr(t, fe, "udp")
+	ph := rt.NewPhone(t, "udp")
+	req := ph.Register(alice, "", 600)
+	res := send(t, ph, dst, withCredentials(t, ph, req, challenge(t, ph, dst, req), "user00042", "secret", 1, "sip:fabrikam.com"))
+	if res.StatusCode != 400 || !strings.Contains(res.Reason, "uri") {
+		t.Fatalf("uri of another resource: %s, want 400 naming the uri", res.StartLine())
+	}
+	if n := authMetric(t, env, fe, "uri-mismatch"); n != 1 {
+		t.Errorf("uri mismatches counted: %v, want 1", n)
+	}
+	req = ph.Register(alice, "", 600)
+	res = send(t, ph, dst, withCredentials(t, ph, req, challenge(t, ph, dst, req), "user00042", "secret", 1, "sip:contoso.com:5060"))
+	if res.StatusCode != 200 {
+		t.Fatalf("sip:contoso.com:5060 for sip:contoso.com: %s, want 200", res.StartLine())
 	}
 }

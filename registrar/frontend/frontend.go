@@ -214,7 +214,7 @@ func authenticate(ep *endpoint, auth *sipauth.Authenticator, cl Cluster, req *si
 		toHost = to.Address.Host
 	}
 	var credUser topology.User
-	r := auth.Verify(string(req.Method), authz, func(username string) (string, bool) {
+	r := auth.Verify(sipauth.Request{Method: string(req.Method), URI: req.Recipient.String(), Authorization: authz}, func(username string) (string, bool) {
 		name := username
 		if !strings.Contains(name, "@") {
 			name += "@" + toHost
@@ -235,7 +235,11 @@ func authenticate(ep *endpoint, auth *sipauth.Authenticator, cl Cluster, req *si
 			return ep.response(req, 403, "Forbidden: credentials are not those of the To user")
 		}
 		return nil
-	case sipauth.Malformed:
+	case sipauth.Malformed, sipauth.URIMismatch:
+		// A uri that is not the Request-URI gets 400, as RFC 2617 §3.2.2.5 says (and Apache's
+		// mod_auth_digest does), not a fresh challenge: the client would compute the same uri
+		// again and loop on 401s; a 400 says what is wrong. It is decided before the user is
+		// looked up, so it tells nothing about who exists.
 		return bad(ep, req, badRequest("%s", r.Reason))
 	case sipauth.UnknownUser:
 		res := ep.response(req, 404, "Not Found")

@@ -2,8 +2,9 @@
 // standing in for Lync's NTLM/Kerberos. Nonces are stateless: a timestamp sealed with an HMAC, so
 // any Front End of the process accepts a nonce another issued, and a nonce older than the
 // lifetime is answered stale=true. With qop=auth each nonce's highest nonce-count is remembered to
-// refuse replays. The challenge never depends on the user, so it reveals nothing about who
-// exists. Safe for concurrent use.
+// refuse replays. The credentials' uri must name the Request-URI (RFC 2617 §3.2.2.5). The
+// challenge never depends on the user, so it reveals nothing about who exists. Safe for
+// concurrent use.
 package sipauth
 
 import (
@@ -21,6 +22,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/emiago/sipgo/sip"
 	"github.com/icholy/digest"
 	"github.com/jonboulle/clockwork"
 )
@@ -54,10 +56,21 @@ const (
 	Malformed
 	// UnknownUser: well-formed credentials for a user the directory does not have.
 	UnknownUser
+	// URIMismatch: the credentials' uri is not the Request-URI (RFC 2617 §3.2.2.5); 400.
+	URIMismatch
 )
 
 func (o Outcome) String() string {
-	return [...]string{"ok", "missing", "stale", "rejected", "malformed", "unknown-user"}[o]
+	return [...]string{"ok", "missing", "stale", "rejected", "malformed", "unknown-user", "uri-mismatch"}[o]
+}
+
+// Request is what Verify checks of a request.
+type Request struct {
+	Method string
+	// URI is the Request-URI, as the request line has it.
+	URI string
+	// Authorization is the Authorization header's value ("" when absent).
+	Authorization string
 }
 
 // Result carries the outcome and the credentials' username.
@@ -195,13 +208,13 @@ func (a *Authenticator) expired(issued, now time.Time) bool {
 	return now.Sub(issued) > a.cfg.NonceLifetime || issued.After(now.Add(time.Minute))
 }
 
-// Verify checks an Authorization header value (authz, "" when absent) of a request with the given
-// method. password returns the password of a username, and whether the user exists.
-func (a *Authenticator) Verify(method, authz string, password func(username string) (string, bool)) Result {
-	if authz == "" {
+// Verify checks the credentials of a request. password returns the password of a username,
+// and whether the user exists.
+func (a *Authenticator) Verify(req Request, password func(username string) (string, bool)) Result {
+	if req.Authorization == "" {
 		return Result{Outcome: Missing}
 	}
-	cred, err := parseCredentials(authz)
+	cred, err := parseCredentials(req.Authorization)
 	if err != nil {
 		return Result{Outcome: Malformed, Reason: "Authorization header is not a Digest credential"}
 	}
@@ -209,6 +222,10 @@ func (a *Authenticator) Verify(method, authz string, password func(username stri
 		return Result{Outcome: Malformed, Username: cred.Username, Reason: "Authorization lacks username, nonce, uri or response"}
 	}
 	res := Result{Username: cred.Username}
+	if !sameResource(cred.URI, req.URI) {
+		res.Outcome, res.Reason = URIMismatch, "Authorization uri is not the Request-URI"
+		return res
+	}
 	alg := strings.ToUpper(cred.Algorithm)
 	if alg == "" {
 		alg = "MD5"
@@ -245,7 +262,7 @@ func (a *Authenticator) Verify(method, authz string, password func(username stri
 		chal.QOP = []string{"auth"}
 	}
 	want, err := digest.Digest(chal, digest.Options{
-		Method: method, URI: cred.URI, Username: cred.Username, Password: pw,
+		Method: req.Method, URI: cred.URI, Username: cred.Username, Password: pw,
 		Cnonce: cred.Cnonce, Count: cred.Nc,
 	})
 	if err != nil || subtle.ConstantTimeCompare([]byte(want.Response), []byte(strings.ToLower(cred.Response))) != 1 {
@@ -258,6 +275,42 @@ func (a *Authenticator) Verify(method, authz string, password func(username stri
 	}
 	res.Outcome = OK
 	return res
+}
+
+// sameResource reports whether the credentials' uri names the Request-URI, which RFC 2617
+// §3.2.2.5 asks of a server ("SHOULD return 400 Bad Request" when it does not).
+//
+// Our choice of how strict: clients copy the Request-URI, so the strings are equal, and
+// otherwise both are compared as RFC 3261 §19.1.4 compares SIP URIs, with two tolerances that
+// keep the same resource equal: a missing port is the scheme's default (sip:contoso.com and
+// sip:contoso.com:5060 name the same registrar, where §19.1.4 would tell them apart), and URI
+// parameters and headers are not compared (they say how to reach the resource, not which it
+// is; a Request-URI may not carry headers). Kamailio's auth does not compare the uri at all by
+// default: its documentation warns that UAs and rewriting proxies differ; scheme, user, host and
+// port are what a credential for another resource would change.
+func sameResource(credURI, requestURI string) bool {
+	if credURI == requestURI {
+		return true
+	}
+	var c, r sip.Uri
+	if sip.ParseUri(credURI, &c) != nil || sip.ParseUri(requestURI, &r) != nil {
+		return false
+	}
+	if c.Scheme != r.Scheme || (c.Scheme != "sip" && c.Scheme != "sips") {
+		return false // other schemes are kept raw by the parser: only equal strings match
+	}
+	return c.User == r.User && c.Password == r.Password && strings.EqualFold(c.Host, r.Host) &&
+		portOrDefault(c) == portOrDefault(r)
+}
+
+func portOrDefault(u sip.Uri) int {
+	switch {
+	case u.Port != 0:
+		return u.Port
+	case u.Scheme == "sips":
+		return 5061
+	}
+	return 5060
 }
 
 // advance records nc for the nonce; false when it does not exceed the highest seen.

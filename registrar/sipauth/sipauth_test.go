@@ -22,7 +22,7 @@ var users = func(u string) (string, bool) {
 	return "", false
 }
 
-func newAuth(t *testing.T, clock clockwork.Clock, algs ...string) *Authenticator {
+func newAuth(t testing.TB, clock clockwork.Clock, algs ...string) *Authenticator {
 	t.Helper()
 	if len(algs) == 0 {
 		algs = []string{"MD5", "SHA-256"}
@@ -54,7 +54,12 @@ func answer(alg, user, pass, realm, nonce, method, uri string, nc int, qop bool)
 		user, realm, nonce, uri, resp, alg, cnonce, ncs)
 }
 
-func nonceOf(t *testing.T, a *Authenticator) string {
+// reg is a REGISTER to sip:contoso.com with the given Authorization.
+func reg(authz string) Request {
+	return Request{Method: "REGISTER", URI: "sip:contoso.com", Authorization: authz}
+}
+
+func nonceOf(t testing.TB, a *Authenticator) string {
 	t.Helper()
 	m := nonceRE.FindStringSubmatch(a.Challenges(false)[0])
 	if m == nil {
@@ -111,7 +116,7 @@ func TestVerify(t *testing.T) {
 		{"md5 qop auth", answer("MD5", "alice", "secret", "contoso.com", n, "REGISTER", "sip:contoso.com", 1, true), OK},
 		{"replayed nc", answer("MD5", "alice", "secret", "contoso.com", n, "REGISTER", "sip:contoso.com", 1, true), Stale},
 		{"next nc", answer("MD5", "alice", "secret", "contoso.com", n, "REGISTER", "sip:contoso.com", 2, true), OK},
-		{"sha-256", answer("SHA-256", "alice", "secret", "contoso.com", nonceOf(t, a), "REGISTER", "sip:127.0.1.1", 1, true), OK},
+		{"sha-256", answer("SHA-256", "alice", "secret", "contoso.com", nonceOf(t, a), "REGISTER", "sip:contoso.com", 1, true), OK},
 		{"full aor as username", answer("MD5", "alice@contoso.com", "secret", "contoso.com", nonceOf(t, a), "REGISTER", "sip:contoso.com", 1, true), OK},
 		{"no qop (RFC 2069)", answer("MD5", "alice", "secret", "contoso.com", nonceOf(t, a), "REGISTER", "sip:contoso.com", 0, false), OK},
 		{"wrong password", answer("MD5", "alice", "guess", "contoso.com", nonceOf(t, a), "REGISTER", "sip:contoso.com", 1, true), Rejected},
@@ -123,10 +128,11 @@ func TestVerify(t *testing.T) {
 		{"not digest", "Basic YWxpY2U6c2VjcmV0", Malformed},
 		{"unparsable", `Digest username="alice", realm=`, Malformed},
 		{"no response", `Digest username="alice", realm="contoso.com", nonce="x", uri="sip:c"`, Malformed},
+		{"uri of another resource", answer("MD5", "alice", "secret", "contoso.com", nonceOf(t, a), "REGISTER", "sip:fabrikam.com", 1, true), URIMismatch},
 		{"qop without cnonce", strings.Replace(answer("MD5", "alice", "secret", "contoso.com", nonceOf(t, a), "REGISTER", "sip:contoso.com", 1, true), `cnonce="0a4f113b", `, "", 1), Rejected},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := a.Verify("REGISTER", tc.authz, users)
+			r := a.Verify(reg(tc.authz), users)
 			if r.Outcome != tc.want {
 				t.Fatalf("outcome %s (%s), want %s", r.Outcome, r.Reason, tc.want)
 			}
@@ -138,11 +144,11 @@ func TestStaleAfterLifetimeAndSweep(t *testing.T) {
 	clock := clockwork.NewFakeClock()
 	a := newAuth(t, clock)
 	n := nonceOf(t, a)
-	if r := a.Verify("REGISTER", answer("MD5", "alice", "secret", "contoso.com", n, "REGISTER", "sip:c", 1, true), users); r.Outcome != OK {
+	if r := a.Verify(reg(answer("MD5", "alice", "secret", "contoso.com", n, "REGISTER", "sip:contoso.com", 1, true)), users); r.Outcome != OK {
 		t.Fatalf("fresh: %s", r.Outcome)
 	}
 	clock.Advance(time.Hour + time.Second)
-	if r := a.Verify("REGISTER", answer("MD5", "alice", "secret", "contoso.com", n, "REGISTER", "sip:c", 2, true), users); r.Outcome != Stale {
+	if r := a.Verify(reg(answer("MD5", "alice", "secret", "contoso.com", n, "REGISTER", "sip:contoso.com", 2, true)), users); r.Outcome != Stale {
 		t.Fatalf("after the lifetime: %s, want stale", r.Outcome)
 	}
 	if got := a.Sweep(); got != 1 {
@@ -155,7 +161,7 @@ func TestAlgorithmNotOffered(t *testing.T) {
 	if ch := a.Challenges(false); len(ch) != 1 {
 		t.Fatalf("challenges %q", ch)
 	}
-	r := a.Verify("REGISTER", answer("SHA-256", "alice", "secret", "contoso.com", nonceOf(t, a), "REGISTER", "sip:c", 1, true), users)
+	r := a.Verify(reg(answer("SHA-256", "alice", "secret", "contoso.com", nonceOf(t, a), "REGISTER", "sip:contoso.com", 1, true)), users)
 	if r.Outcome != Rejected {
 		t.Fatalf("SHA-256 not offered but %s", r.Outcome)
 	}
@@ -177,10 +183,10 @@ func TestBadConfig(t *testing.T) {
 func BenchmarkVerify(b *testing.B) {
 	a, _ := New(Config{Realm: "contoso.com", Algorithms: []string{"MD5"}, NonceLifetime: time.Hour})
 	n := nonceRE.FindStringSubmatch(a.Challenges(false)[0])[1]
-	authz := answer("MD5", "alice", "secret", "contoso.com", n, "REGISTER", "sip:c", 0, false)
+	authz := answer("MD5", "alice", "secret", "contoso.com", n, "REGISTER", "sip:contoso.com", 0, false)
 	b.ReportAllocs()
 	for b.Loop() {
-		if r := a.Verify("REGISTER", authz, users); r.Outcome != OK {
+		if r := a.Verify(reg(authz), users); r.Outcome != OK {
 			b.Fatal(r.Outcome)
 		}
 	}
@@ -206,11 +212,83 @@ func TestMalformedNonceIsAFreshChallenge(t *testing.T) {
 	for name, nonce := range malformedNonces {
 		t.Run(name, func(t *testing.T) {
 			for _, qop := range []bool{true, false} {
-				r := a.Verify("REGISTER", answer("MD5", "alice", "secret", "contoso.com", nonce, "REGISTER", "sip:contoso.com", 1, qop), users)
+				r := a.Verify(reg(answer("MD5", "alice", "secret", "contoso.com", nonce, "REGISTER", "sip:contoso.com", 1, qop)), users)
 				if r.Outcome != Rejected {
 					t.Fatalf("qop %v: %s (%s), want rejected", qop, r.Outcome, r.Reason)
 				}
 			}
 		})
 	}
+}
+
+func TestSameResource(t *testing.T) {
+	for _, tc := range []struct {
+		cred, req string
+		want      bool
+	}{
+		{"sip:contoso.com", "sip:contoso.com", true},
+		{"sip:contoso.com", "sip:contoso.com:5060", true}, // our tolerance: the default port
+		{"sips:contoso.com:5061", "sips:contoso.com", true},
+		{"sip:127.0.1.1", "sip:127.0.1.1:5060", true},
+		{"sip:Contoso.COM", "sip:contoso.com", true},
+		{"SIP:contoso.com", "sip:contoso.com", true},
+		{"sip:contoso.com;transport=tcp", "sip:contoso.com", true}, // parameters are not compared
+		{"sip:alice@contoso.com", "sip:alice@contoso.com;user=phone", true},
+		{"tel:+14255550100", "tel:+14255550100", true},
+		{"sip:contoso.com", "sips:contoso.com", false},
+		{"sip:contoso.com:5061", "sip:contoso.com", false},
+		{"sip:fabrikam.com", "sip:contoso.com", false},
+		{"sip:alice@contoso.com", "sip:contoso.com", false},
+		{"sip:Alice@contoso.com", "sip:alice@contoso.com", false}, // the user part is case-sensitive
+		{"tel:+14255550100", "tel:+14255550101", false},
+		{"tel:contoso.com", "sip:contoso.com", false},
+		{"*", "sip:contoso.com", false},
+		{"", "sip:contoso.com", false},
+		{"not a uri", "sip:contoso.com", false},
+	} {
+		if got := sameResource(tc.cred, tc.req); got != tc.want {
+			t.Errorf("sameResource(%q, %q) = %v, want %v", tc.cred, tc.req, got, tc.want)
+		}
+	}
+}
+
+// TestURIMustNameTheRequestURI: right password, but computed for another Request-URI.
+func TestURIMustNameTheRequestURI(t *testing.T) {
+	a := newAuth(t, clockwork.NewFakeClock())
+	authz := answer("MD5", "alice", "secret", "contoso.com", nonceOf(t, a), "REGISTER", "sip:fabrikam.com", 1, true)
+	if r := a.Verify(reg(authz), users); r.Outcome != URIMismatch {
+		t.Fatalf("%s, want uri-mismatch", r.Outcome)
+	}
+	authz = answer("MD5", "alice", "secret", "contoso.com", nonceOf(t, a), "REGISTER", "sip:contoso.com:5060", 1, true)
+	if r := a.Verify(reg(authz), users); r.Outcome != OK {
+		t.Fatalf("the default port spelled out: %s, want ok", r.Outcome)
+	}
+}
+
+// FuzzVerify: whatever the Authorization and Request-URI, Verify answers (no panic), and
+// without a nonce this authenticator issued nothing gets past Rejected. Seeds whose nonce is
+// NONCE get a genuine one, to reach the digest and the replay table.
+func FuzzVerify(f *testing.F) {
+	for _, nonce := range malformedNonces {
+		f.Add(answer("MD5", "alice", "secret", "contoso.com", nonce, "REGISTER", "sip:contoso.com", 1, true), "sip:contoso.com")
+	}
+	f.Add(answer("MD5", "alice", "secret", "contoso.com", "NONCE", "REGISTER", "sip:contoso.com", 1, true), "sip:contoso.com")
+	f.Add(answer("MD5", "alice", "secret", "contoso.com", "NONCE", "REGISTER", "sip:contoso.com", 0, false), "sip:contoso.com:5060")
+	f.Add(answer("MD5", "mallory", "x", "contoso.com", "NONCE", "REGISTER", "sip:contoso.com", 1, true), "sips:contoso.com")
+	f.Add(`Digest username="alice", realm="contoso.com", nonce="NONCE", uri="sip:contoso.com", response="x", qop=auth, nc=ffffffff, cnonce="c"`, "sip:contoso.com")
+	clock := clockwork.NewFakeClock()
+	a := newAuth(f, clock)
+	f.Fuzz(func(t *testing.T, authz, uri string) {
+		genuine := strings.Contains(authz, "NONCE")
+		if genuine {
+			authz = strings.ReplaceAll(authz, "NONCE", nonceOf(t, a))
+		}
+		r := a.Verify(Request{Method: "REGISTER", URI: uri, Authorization: authz}, users)
+		if r.Outcome < OK || r.Outcome > URIMismatch {
+			t.Fatalf("outcome %d", r.Outcome)
+		}
+		if !genuine && r.Outcome != Missing && r.Outcome != Malformed && r.Outcome != URIMismatch && r.Outcome != Rejected {
+			t.Fatalf("%q at %q: %s without a nonce issued here", authz, uri, r.Outcome)
+		}
+	})
 }
