@@ -124,6 +124,94 @@ func isStaleChallenge(res *sip.Response) bool {
 	return res.StatusCode == 401 && strings.Contains(rt.Header(res, "WWW-Authenticate"), "stale=true")
 }
 
+func bindings(t *testing.T, env *rt.Env, aor string) []string {
+	t.Helper()
+	regs, err := env.R.Registrations(aor)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, b := range regs.Bindings {
+		out = append(out, b.Contact)
+	}
+	return out
+}
+
+// TestReplayedNoQopRegisterIsChallengedStale: a REGISTER answered without qop, captured and sent
+// again as a new transaction (with the attacker's Contact, or Contact: * to remove every
+// binding), gets a fresh challenge with stale=true and changes nothing. The digest covers only
+// the method and the uri, so such a replay could carry any headers.
+func TestReplayedNoQopRegisterIsChallengedStale(t *testing.T) {
+	env, _ := start(t, "")
+	fe := env.Primary(t, alice)
+	dst := env.Addr(t, fe, "udp")
+	ph := rt.NewPhone(t, "udp")
+	req := ph.Register(alice, "", 600)
+	authed := withCredentials(t, ph, req, challenge(t, ph, dst, req), "user00042", "secret", 0, "")
+	if res := send(t, ph, dst, authed); res.StatusCode != 200 {
+		t.Fatalf("no-qop REGISTER: %s", res.StartLine())
+	}
+	want := bindings(t, env, alice)
+	if len(want) != 1 {
+		t.Fatalf("bindings after the REGISTER: %q", want)
+	}
+
+	// The attacker sends it again as a new transaction, and with a higher CSeq (the registrar
+	// refuses an old CSeq for the Call-ID on its own), a Contact of theirs, or Contact: *.
+	attacker := rt.NewPhone(t, "udp")
+	replays := map[string]func(r *sip.Request){
+		"as captured":     func(*sip.Request) {},
+		"a higher CSeq":   func(r *sip.Request) { r.CSeq().SeqNo += 100 },
+		"another Contact": func(r *sip.Request) { r.ReplaceHeader(sip.NewHeader("Contact", "<sip:123@127.0.0.9:5099>")) },
+		"Contact: *": func(r *sip.Request) {
+			r.CSeq().SeqNo += 200
+			r.ReplaceHeader(sip.NewHeader("Contact", "*"))
+			r.ReplaceHeader(sip.NewHeader("Expires", "0"))
+		},
+	}
+	for name, edit := range replays {
+		replay := authed.Clone()
+		edit(replay)
+		if res := send(t, attacker, dst, replay); !isStaleChallenge(res) {
+			t.Errorf("replay %s: %s %q, want 401 with stale=true", name, res.StartLine(), rt.Headers(res, "WWW-Authenticate"))
+		}
+	}
+	if got := bindings(t, env, alice); len(got) != 1 || got[0] != want[0] {
+		t.Fatalf("bindings after the replays: %q, want %q", got, want)
+	}
+	if n := authMetric(t, env, fe, "replayed"); n != float64(len(replays)) {
+		t.Errorf("replays counted: %v, want %d", n, len(replays))
+	}
+	// The user answers the stale challenge and carries on.
+	next := ph.Next(authed)
+	next.RemoveHeader("Authorization")
+	if res := send(t, ph, dst, withCredentials(t, ph, next, challenge(t, ph, dst, next), "user00042", "secret", 0, "")); res.StatusCode != 200 {
+		t.Fatalf("the user's next REGISTER: %s", res.StartLine())
+	}
+}
+
+// TestReplayedQopCountIsChallengedStale: with qop=auth a (nonce, nc) pair is taken once and nc
+// must grow; a refresh with the next count needs no challenge.
+func TestReplayedQopCountIsChallengedStale(t *testing.T) {
+	env, _ := start(t, "")
+	dst := env.Addr(t, env.Primary(t, alice), "udp")
+	ph := rt.NewPhone(t, "udp")
+	req := ph.Register(alice, "", 600)
+	res401 := challenge(t, ph, dst, req)
+	for _, step := range []struct {
+		nc    int
+		stale bool
+	}{{1, false}, {1, true}, {3, false}, {2, true}, {4, false}} {
+		res := send(t, ph, dst, withCredentials(t, ph, req, res401, "user00042", "secret", step.nc, ""))
+		switch {
+		case step.stale && !isStaleChallenge(res):
+			t.Fatalf("nc=%d again or lower: %s, want 401 with stale=true", step.nc, res.StartLine())
+		case !step.stale && res.StatusCode != 200:
+			t.Fatalf("nc=%d: %s, want 200", step.nc, res.StartLine())
+		}
+	}
+}
+
 // rawRegister sends a REGISTER for alice with the given Authorization value over a UDP socket
 // of its own and returns the response's bytes.
 func rawRegister(t *testing.T, dst netip.AddrPort, i int, authz string) []byte {

@@ -247,7 +247,9 @@ func authenticate(ep *endpoint, auth *sipauth.Authenticator, cl Cluster, req *si
 		return res
 	}
 	res := ep.response(req, 401, "Unauthorized")
-	for _, c := range auth.Challenges(r.Outcome == sipauth.Stale) {
+	// stale=true when the password was right but the nonce cannot be used (expired, or spent:
+	// RFC 2617 §3.2.1), so that the client answers the fresh nonce without asking its user.
+	for _, c := range auth.Challenges(r.Outcome == sipauth.Stale || r.Outcome == sipauth.Replayed) {
 		res.AppendHeader(sip.NewHeader("WWW-Authenticate", c))
 	}
 	return res

@@ -1,10 +1,17 @@
 // Package sipauth is the registrar's digest authentication (RFC 3261 §22, RFC 8760 SHA-256),
-// standing in for Lync's NTLM/Kerberos. Nonces are stateless: a timestamp sealed with an HMAC, so
-// any Front End of the process accepts a nonce another issued, and a nonce older than the
-// lifetime is answered stale=true. With qop=auth each nonce's highest nonce-count is remembered to
-// refuse replays. The credentials' uri must name the Request-URI (RFC 2617 §3.2.2.5). The
-// challenge never depends on the user, so it reveals nothing about who exists. Safe for
-// concurrent use.
+// standing in for Lync's NTLM/Kerberos. Nonces are a timestamp sealed with an HMAC, so any Front
+// End of the process accepts a nonce another issued, and a nonce older than the lifetime is
+// answered stale=true.
+//
+// Replays are refused (RFC 2617 §3.2.3): with qop=auth a nonce's highest nonce-count is
+// remembered and a request must bring a higher one; without qop a nonce authenticates one
+// request only (a one-time nonce, as Kamailio's auth one_time_nonce), so such a client takes a
+// challenge for each request. The credentials' uri must name the Request-URI (RFC 2617
+// §3.2.2.5). The challenge never depends on the user, so it reveals nothing about who exists.
+//
+// Concurrency: an Authenticator is safe for concurrent use. Issuing and checking a nonce take no
+// lock; recording a used nonce takes mu for a map access (and, when the table is full, for one
+// eviction pass over it).
 package sipauth
 
 import (
@@ -17,6 +24,7 @@ import (
 	"errors"
 	"hash"
 	"hash/maphash"
+	"math"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -27,10 +35,18 @@ import (
 	"github.com/jonboulle/clockwork"
 )
 
-type seenNonce struct {
-	issued int64 // unix nanos, to forget it after the lifetime
-	nc     uint32
+// usedNonce is what is remembered of a nonce that authenticated a request.
+type usedNonce struct {
+	issued int64  // unix nanos, to forget it after the lifetime
+	nc     uint32 // the highest nonce-count accepted; spent for a nonce used without qop
 }
+
+// spent marks a nonce that may not authenticate anything more: one used without qop.
+const spent = math.MaxUint32
+
+// DefaultMaxTracked is the default bound of Config.MaxTracked: at about 32 bytes an entry (a
+// 24-byte key and value, and the map's overhead), about 32 MiB at the bound.
+const DefaultMaxTracked = 1 << 20
 
 // Config is the authenticator's settings.
 type Config struct {
@@ -38,6 +54,11 @@ type Config struct {
 	// Algorithms offered, in order of preference: "MD5", "SHA-256".
 	Algorithms    []string
 	NonceLifetime time.Duration
+	// MaxTracked bounds how many used nonces are remembered to refuse replays (0:
+	// DefaultMaxTracked). When it is reached the older part is forgotten and every nonce issued
+	// before the newest forgotten one becomes stale: a client holding one takes one more
+	// challenge, and no replay gets through.
+	MaxTracked int
 }
 
 // Outcome is what Verify concluded.
@@ -48,20 +69,24 @@ const (
 	OK Outcome = iota
 	// Missing: no credentials; challenge.
 	Missing
-	// Stale: the nonce expired or its count was replayed; challenge with stale=true.
+	// Stale: the nonce expired (or was forgotten under load); challenge with stale=true.
 	Stale
-	// Rejected: wrong password, forged or foreign nonce, wrong realm or algorithm; challenge again.
+	// Rejected: wrong password, forged, foreign or malformed nonce, wrong realm or algorithm;
+	// challenge again.
 	Rejected
 	// Malformed: the Authorization header cannot be parsed; 400.
 	Malformed
 	// UnknownUser: well-formed credentials for a user the directory does not have.
 	UnknownUser
+	// Replayed: valid credentials whose nonce was already used without qop, or whose
+	// nonce-count did not grow; challenge with stale=true (the password was right).
+	Replayed
 	// URIMismatch: the credentials' uri is not the Request-URI (RFC 2617 §3.2.2.5); 400.
 	URIMismatch
 )
 
 func (o Outcome) String() string {
-	return [...]string{"ok", "missing", "stale", "rejected", "malformed", "unknown-user", "uri-mismatch"}[o]
+	return [...]string{"ok", "missing", "stale", "rejected", "malformed", "unknown-user", "replayed", "uri-mismatch"}[o]
 }
 
 // Request is what Verify checks of a request.
@@ -92,9 +117,15 @@ type Authenticator struct {
 	count     atomic.Uint32 // makes nonces issued at the same instant distinct
 	macs      sync.Pool     // of hash.Hash: HMAC-SHA256 keyed with secret
 
-	mu   sync.Mutex
-	seed maphash.Seed
-	seen map[uint64]seenNonce // hash of the nonce -> highest nc accepted; pointer-free for the GC
+	// used remembers the nonces that authenticated a request, keyed by a hash of the nonce
+	// (pointer-free for the GC; a collision costs a client one challenge, never a replay). Only
+	// valid credentials add an entry, one per nonce; an entry lives until its nonce expires
+	// (at most NonceLifetime, plus the period of Sweep) and the table holds at most
+	// cfg.MaxTracked entries: evict makes room by raising floor.
+	mu    sync.Mutex
+	seed  maphash.Seed
+	used  map[uint64]usedNonce
+	floor int64 // unix nanos: nonces issued before it are stale (everything older was forgotten)
 }
 
 // Option configures an Authenticator.
@@ -108,15 +139,18 @@ var ErrConfig = errors.New("sipauth: bad config")
 
 // New returns an authenticator with a random nonce secret.
 func New(cfg Config, opts ...Option) (*Authenticator, error) {
-	if cfg.Realm == "" || len(cfg.Algorithms) == 0 || cfg.NonceLifetime <= 0 {
+	if cfg.Realm == "" || len(cfg.Algorithms) == 0 || cfg.NonceLifetime <= 0 || cfg.MaxTracked < 0 {
 		return nil, ErrConfig
+	}
+	if cfg.MaxTracked == 0 {
+		cfg.MaxTracked = DefaultMaxTracked
 	}
 	for _, alg := range cfg.Algorithms {
 		if alg != "MD5" && alg != "SHA-256" {
 			return nil, errors.Join(ErrConfig, errors.New("algorithm "+alg))
 		}
 	}
-	a := &Authenticator{cfg: cfg, clock: clockwork.NewRealClock(), seen: map[uint64]seenNonce{}, seed: maphash.MakeSeed()}
+	a := &Authenticator{cfg: cfg, clock: clockwork.NewRealClock(), used: map[uint64]usedNonce{}, seed: maphash.MakeSeed()}
 	for _, o := range opts {
 		o(a)
 	}
@@ -269,8 +303,16 @@ func (a *Authenticator) Verify(req Request, password func(username string) (stri
 		res.Outcome, res.Reason = Rejected, "wrong password"
 		return res
 	}
-	if cred.QOP != "" && !a.advance(cred.Nonce, issued, uint32(cred.Nc)) {
-		res.Outcome, res.Reason = Stale, "nonce count replayed"
+	nc := uint32(spent)
+	if cred.QOP != "" {
+		nc = uint32(cred.Nc)
+	}
+	switch a.use(cred.Nonce, issued, nc, now) {
+	case useReplayed:
+		res.Outcome, res.Reason = Replayed, "nonce already used, or its count did not grow"
+		return res
+	case useForgotten:
+		res.Outcome, res.Reason = Stale, "nonce issued before the replay table's floor"
 		return res
 	}
 	res.Outcome = OK
@@ -313,27 +355,87 @@ func portOrDefault(u sip.Uri) int {
 	return 5060
 }
 
-// advance records nc for the nonce; false when it does not exceed the highest seen.
-func (a *Authenticator) advance(nonce string, issued time.Time, nc uint32) bool {
+// What use concluded.
+const (
+	useOK        = iota
+	useReplayed  // already used without qop, or the count did not grow
+	useForgotten // issued before the floor: its use may have been forgotten
+)
+
+// use records that the nonce authenticated a request with nonce-count nc (spent: without
+// qop), and refuses a replay: a nonce already spent, or a count not above the highest seen.
+func (a *Authenticator) use(nonce string, issued time.Time, nc uint32, now time.Time) int {
 	h := maphash.String(a.seed, nonce)
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if nc <= a.seen[h].nc {
-		return false
+	prev, seen := a.used[h]
+	switch {
+	case issued.UnixNano() < a.floor:
+		return useForgotten
+	case seen && (prev.nc == spent || nc == spent || nc <= prev.nc):
+		return useReplayed
 	}
-	a.seen[h] = seenNonce{issued: issued.UnixNano(), nc: nc}
-	return true
+	if !seen && len(a.used) >= a.cfg.MaxTracked {
+		a.evictLocked(now)
+		if issued.UnixNano() < a.floor {
+			return useForgotten
+		}
+	}
+	a.used[h] = usedNonce{issued: issued.UnixNano(), nc: nc}
+	return useOK
 }
 
-// Sweep forgets the counts of nonces past their lifetime; call it periodically.
+// evictLocked makes room in a full table: it forgets the expired nonces and, if that is not
+// enough, the older half or so, raising the floor above every nonce it forgot so that none of
+// them can be used again. It takes three passes over the table, once per MaxTracked/2 or so
+// new entries (about 15 ms at a million entries).
+func (a *Authenticator) evictLocked(now time.Time) {
+	a.sweepLocked(now)
+	excess := len(a.used) - a.cfg.MaxTracked/2
+	if excess <= 0 {
+		return
+	}
+	lo, hi := int64(math.MaxInt64), int64(math.MinInt64)
+	for _, u := range a.used {
+		lo, hi = min(lo, u.issued), max(hi, u.issued)
+	}
+	// Count the entries in 64 parts of [lo, hi] and cut at the end of the first part that
+	// takes the older ones past the excess.
+	const parts = 64
+	width := (hi-lo)/parts + 1
+	var count [parts]int
+	for _, u := range a.used {
+		count[(u.issued-lo)/width]++
+	}
+	cut, n := lo, 0
+	for i := range count {
+		cut += width
+		if n += count[i]; n >= excess {
+			break
+		}
+	}
+	for h, u := range a.used {
+		if u.issued < cut {
+			delete(a.used, h)
+		}
+	}
+	a.floor = max(a.floor, cut)
+}
+
+// Sweep forgets the nonces past their lifetime (checkNonce refuses them anyway); call it
+// periodically. It returns how many it forgot.
 func (a *Authenticator) Sweep() int {
 	now := a.clock.Now()
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	return a.sweepLocked(now)
+}
+
+func (a *Authenticator) sweepLocked(now time.Time) int {
 	n := 0
-	for h, s := range a.seen {
-		if a.expired(time.Unix(0, s.issued), now) {
-			delete(a.seen, h)
+	for h, u := range a.used {
+		if a.expired(time.Unix(0, u.issued), now) {
+			delete(a.used, h)
 			n++
 		}
 	}

@@ -114,7 +114,7 @@ func TestVerify(t *testing.T) {
 	}{
 		{"missing", "", Missing},
 		{"md5 qop auth", answer("MD5", "alice", "secret", "contoso.com", n, "REGISTER", "sip:contoso.com", 1, true), OK},
-		{"replayed nc", answer("MD5", "alice", "secret", "contoso.com", n, "REGISTER", "sip:contoso.com", 1, true), Stale},
+		{"replayed nc", answer("MD5", "alice", "secret", "contoso.com", n, "REGISTER", "sip:contoso.com", 1, true), Replayed},
 		{"next nc", answer("MD5", "alice", "secret", "contoso.com", n, "REGISTER", "sip:contoso.com", 2, true), OK},
 		{"sha-256", answer("SHA-256", "alice", "secret", "contoso.com", nonceOf(t, a), "REGISTER", "sip:contoso.com", 1, true), OK},
 		{"full aor as username", answer("MD5", "alice@contoso.com", "secret", "contoso.com", nonceOf(t, a), "REGISTER", "sip:contoso.com", 1, true), OK},
@@ -183,11 +183,62 @@ func TestBadConfig(t *testing.T) {
 func BenchmarkVerify(b *testing.B) {
 	a, _ := New(Config{Realm: "contoso.com", Algorithms: []string{"MD5"}, NonceLifetime: time.Hour})
 	n := nonceRE.FindStringSubmatch(a.Challenges(false)[0])[1]
-	authz := answer("MD5", "alice", "secret", "contoso.com", n, "REGISTER", "sip:contoso.com", 0, false)
 	b.ReportAllocs()
+	nc := 0
 	for b.Loop() {
+		// qop=auth with the count going up: a client refreshing on one nonce
+		nc++
+		authz := answer("MD5", "alice", "secret", "contoso.com", n, "REGISTER", "sip:contoso.com", nc, true)
 		if r := a.Verify(reg(authz), users); r.Outcome != OK {
 			b.Fatal(r.Outcome)
+		}
+	}
+}
+
+// TestNoQopNonceIsOneTime: without qop a nonce authenticates one request (RFC 2617 §3.2.3). A
+// captured REGISTER sent again is a replay, and so is any other use of the spent nonce.
+func TestNoQopNonceIsOneTime(t *testing.T) {
+	a := newAuth(t, clockwork.NewFakeClock())
+	n := nonceOf(t, a)
+	authz := answer("MD5", "alice", "secret", "contoso.com", n, "REGISTER", "sip:contoso.com", 0, false)
+	if r := a.Verify(reg(authz), users); r.Outcome != OK {
+		t.Fatalf("first use: %s (%s)", r.Outcome, r.Reason)
+	}
+	if r := a.Verify(reg(authz), users); r.Outcome != Replayed {
+		t.Fatalf("the same credentials again: %s, want replayed", r.Outcome)
+	}
+	if r := a.Verify(reg(answer("MD5", "alice", "secret", "contoso.com", n, "REGISTER", "sip:contoso.com", 7, true)), users); r.Outcome != Replayed {
+		t.Fatalf("the spent nonce with qop: %s, want replayed", r.Outcome)
+	}
+	// A nonce used with qop cannot go on without it either.
+	m := nonceOf(t, a)
+	if r := a.Verify(reg(answer("MD5", "alice", "secret", "contoso.com", m, "REGISTER", "sip:contoso.com", 1, true)), users); r.Outcome != OK {
+		t.Fatalf("qop: %s", r.Outcome)
+	}
+	if r := a.Verify(reg(answer("MD5", "alice", "secret", "contoso.com", m, "REGISTER", "sip:contoso.com", 0, false)), users); r.Outcome != Replayed {
+		t.Fatalf("a qop nonce without qop: %s, want replayed", r.Outcome)
+	}
+	// A wrong password spends nothing: the user can still answer the challenge.
+	k := nonceOf(t, a)
+	if r := a.Verify(reg(answer("MD5", "alice", "guess", "contoso.com", k, "REGISTER", "sip:contoso.com", 0, false)), users); r.Outcome != Rejected {
+		t.Fatalf("wrong password: %s", r.Outcome)
+	}
+	if r := a.Verify(reg(answer("MD5", "alice", "secret", "contoso.com", k, "REGISTER", "sip:contoso.com", 0, false)), users); r.Outcome != OK {
+		t.Fatalf("after a wrong guess: %s", r.Outcome)
+	}
+}
+
+// TestQopCountMustGrow: with qop=auth a (nonce, nc) pair is accepted once and nc must grow.
+func TestQopCountMustGrow(t *testing.T) {
+	a := newAuth(t, clockwork.NewFakeClock())
+	n := nonceOf(t, a)
+	for _, step := range []struct {
+		nc   int
+		want Outcome
+	}{{1, OK}, {1, Replayed}, {3, OK}, {2, Replayed}, {3, Replayed}, {4, OK}} {
+		r := a.Verify(reg(answer("MD5", "alice", "secret", "contoso.com", n, "REGISTER", "sip:contoso.com", step.nc, true)), users)
+		if r.Outcome != step.want {
+			t.Fatalf("nc=%d: %s, want %s", step.nc, r.Outcome, step.want)
 		}
 	}
 }
@@ -262,6 +313,47 @@ func TestURIMustNameTheRequestURI(t *testing.T) {
 	authz = answer("MD5", "alice", "secret", "contoso.com", nonceOf(t, a), "REGISTER", "sip:contoso.com:5060", 1, true)
 	if r := a.Verify(reg(authz), users); r.Outcome != OK {
 		t.Fatalf("the default port spelled out: %s, want ok", r.Outcome)
+	}
+}
+
+// TestReplayTableIsBounded: past MaxTracked the older nonces are forgotten, the table stays
+// within its bound, and no forgotten nonce authenticates again.
+func TestReplayTableIsBounded(t *testing.T) {
+	clock := clockwork.NewFakeClock()
+	a, err := New(Config{Realm: "contoso.com", Algorithms: []string{"MD5"}, NonceLifetime: time.Hour, MaxTracked: 100}, WithClock(clock))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var used []string
+	for i := range 1000 {
+		authz := answer("MD5", "alice", "secret", "contoso.com", nonceOf(t, a), "REGISTER", "sip:contoso.com", 1, i%2 == 0)
+		if r := a.Verify(reg(authz), users); r.Outcome != OK {
+			t.Fatalf("request %d: %s (%s)", i, r.Outcome, r.Reason)
+		}
+		used = append(used, authz)
+		if len(a.used) > 100 {
+			t.Fatalf("after %d nonces the table holds %d", i+1, len(a.used))
+		}
+		clock.Advance(time.Second)
+	}
+	for i, authz := range used {
+		if r := a.Verify(reg(authz), users); r.Outcome == OK {
+			t.Fatalf("request %d replayed", i)
+		}
+	}
+	// The newest nonce was not forgotten: its next count is taken.
+	n := nonceRE.FindStringSubmatch(used[len(used)-2])[1]
+	if r := a.Verify(reg(answer("MD5", "alice", "secret", "contoso.com", n, "REGISTER", "sip:contoso.com", 2, true)), users); r.Outcome != OK {
+		t.Fatalf("a recent nonce's next count: %s (%s)", r.Outcome, r.Reason)
+	}
+	// Within the lifetime, Sweep forgets nothing; after it, everything.
+	if got := a.Sweep(); got != 0 {
+		t.Fatalf("Sweep within the lifetime forgot %d", got)
+	}
+	clock.Advance(time.Hour)
+	a.Sweep()
+	if len(a.used) != 0 {
+		t.Fatalf("%d nonces remembered past their lifetime", len(a.used))
 	}
 }
 
