@@ -25,7 +25,10 @@ import (
 	rt "github.com/fepool/fepool/registrar/registrartest"
 )
 
-const alice = "user00042@contoso.com" // homed on pool-a
+const (
+	alice = "user00042@contoso.com" // homed on pool-a
+	bob   = "user00043@contoso.com"
+)
 
 // syncBuffer collects the registrar's log lines (written from many goroutines).
 type syncBuffer struct {
@@ -292,5 +295,76 @@ func TestAuthorizationURIMustBeTheRequestURI(t *testing.T) {
 	res = send(t, ph, dst, withCredentials(t, ph, req, challenge(t, ph, dst, req), "user00042", "secret", 1, "sip:contoso.com:5060"))
 	if res.StatusCode != 200 {
 		t.Fatalf("sip:contoso.com:5060 for sip:contoso.com: %s, want 200", res.StartLine())
+	}
+}
+
+// shape is what a client can tell of a response besides its nonce, tags and the echo of its own
+// request: the status line, the header names in order, and the values of the headers the
+// registrar wrote (nonce removed).
+func shape(res *sip.Response) string {
+	nonce := regexp.MustCompile(`nonce="[^"]*"`)
+	var b strings.Builder
+	b.WriteString(res.StartLine())
+	for _, h := range res.Headers() {
+		b.WriteString("\n" + h.Name())
+		switch strings.ToLower(h.Name()) {
+		case "via", "from", "to", "call-id", "cseq":
+		default:
+			b.WriteString(": " + nonce.ReplaceAllString(h.Value(), `nonce="-"`))
+		}
+	}
+	b.WriteString("\n\n" + string(res.Body()))
+	return b.String()
+}
+
+// TestUnknownUserLooksLikeWrongPassword: answering the challenge with a wrong password looks the
+// same for an unknown user as for a known one (sipvicious svcrack reported "User not found"
+// from a 404 with ms-diagnostics 1003), and valid credentials for an unknown To user look like
+// valid credentials for someone else.
+func TestUnknownUserLooksLikeWrongPassword(t *testing.T) {
+	env, _ := start(t, "")
+	dst := env.Addr(t, "fe01.pool-a.contoso.com", "udp")
+	ph := rt.NewPhone(t, "udp")
+	answer := func(aor, user, password string) *sip.Response {
+		req := ph.Register(aor, "", 600)
+		return send(t, ph, dst, withCredentials(t, ph, req, challenge(t, ph, dst, req), user, password, 1, ""))
+	}
+	known := answer(bob, "user00043", "guess")
+	unknown := answer("nosuchuser@contoso.com", "nosuchuser", "guess")
+	if known.StatusCode != 401 {
+		t.Fatalf("wrong password: %s", known.StartLine())
+	}
+	if a, b := shape(known), shape(unknown); a != b {
+		t.Fatalf("a wrong password and an unknown user differ:\n%s\n---\n%s", a, b)
+	}
+	// alice's valid credentials for bob, and for a user who does not exist.
+	known = answer(bob, "user00042", "secret")
+	unknown = answer("nosuchuser@contoso.com", "user00042", "secret")
+	if known.StatusCode != 403 {
+		t.Fatalf("another user's credentials: %s", known.StartLine())
+	}
+	if a, b := shape(known), shape(unknown); a != b {
+		t.Fatalf("another user's credentials, for a known and an unknown To user, differ:\n%s\n---\n%s", a, b)
+	}
+}
+
+// TestRevealUnknownUsersOption: sip.reveal_unknown_users restores Lync's 404 with ms-diagnostics
+// 1003 for an unknown user who answers the challenge (the challenge itself stays the same).
+func TestRevealUnknownUsersOption(t *testing.T) {
+	env, _ := start(t, "  reveal_unknown_users: true\n")
+	dst := env.Addr(t, "fe01.pool-a.contoso.com", "udp")
+	ph := rt.NewPhone(t, "udp")
+	req := ph.Register("nosuchuser@contoso.com", "", 600)
+	res := send(t, ph, dst, withCredentials(t, ph, req, challenge(t, ph, dst, req), "nosuchuser", "guess", 1, ""))
+	if res.StatusCode != 404 || !strings.HasPrefix(rt.Header(res, "ms-diagnostics"), `1003;reason="User does not exist";source="fe01.pool-a.contoso.com"`) {
+		t.Fatalf("unknown user, revealed: %s %q", res.StartLine(), rt.Header(res, "ms-diagnostics"))
+	}
+	req = ph.Register("nosuchuser@contoso.com", "", 600)
+	if res := send(t, ph, dst, withCredentials(t, ph, req, challenge(t, ph, dst, req), "user00042", "secret", 1, "")); res.StatusCode != 404 {
+		t.Fatalf("valid credentials for an unknown To user, revealed: %s", res.StartLine())
+	}
+	req = ph.Register(alice, "", 600)
+	if res := send(t, ph, dst, withCredentials(t, ph, req, challenge(t, ph, dst, req), "user00042", "guess", 1, "")); res.StatusCode != 401 {
+		t.Fatalf("wrong password, revealing: %s", res.StartLine())
 	}
 }

@@ -7,7 +7,9 @@
 // remembered and a request must bring a higher one; without qop a nonce authenticates one
 // request only (a one-time nonce, as Kamailio's auth one_time_nonce), so such a client takes a
 // challenge for each request. The credentials' uri must name the Request-URI (RFC 2617
-// §3.2.2.5). The challenge never depends on the user, so it reveals nothing about who exists.
+// §3.2.2.5). Neither the challenge nor the answer to failed credentials depends on whether the
+// user exists, unless Config.RevealUnknownUsers says so; an unknown user costs a digest like a
+// known one, so that timing does not tell them apart either.
 //
 // Concurrency: an Authenticator is safe for concurrent use. Issuing and checking a nonce take no
 // lock; recording a used nonce takes mu for a map access (and, when the table is full, for one
@@ -54,6 +56,10 @@ type Config struct {
 	// Algorithms offered, in order of preference: "MD5", "SHA-256".
 	Algorithms    []string
 	NonceLifetime time.Duration
+	// RevealUnknownUsers makes Verify answer UnknownUser for well-formed credentials of a user
+	// the directory does not have (Lync's 404 with ms-diagnostics 1003), which tells anyone
+	// which users exist. Off, such credentials are Rejected as a wrong password is.
+	RevealUnknownUsers bool
 	// MaxTracked bounds how many used nonces are remembered to refuse replays (0:
 	// DefaultMaxTracked). When it is reached the older part is forgotten and every nonce issued
 	// before the newest forgotten one becomes stale: a client holding one takes one more
@@ -71,12 +77,13 @@ const (
 	Missing
 	// Stale: the nonce expired (or was forgotten under load); challenge with stale=true.
 	Stale
-	// Rejected: wrong password, forged, foreign or malformed nonce, wrong realm or algorithm;
-	// challenge again.
+	// Rejected: wrong password, unknown user (unless revealed), forged, foreign or malformed
+	// nonce, wrong realm or algorithm; challenge again.
 	Rejected
 	// Malformed: the Authorization header cannot be parsed; 400.
 	Malformed
-	// UnknownUser: well-formed credentials for a user the directory does not have.
+	// UnknownUser: well-formed credentials for a user the directory does not have, reported
+	// only with Config.RevealUnknownUsers.
 	UnknownUser
 	// Replayed: valid credentials whose nonce was already used without qop, or whose
 	// nonce-count did not grow; challenge with stale=true (the password was right).
@@ -117,6 +124,9 @@ type Authenticator struct {
 	count     atomic.Uint32 // makes nonces issued at the same instant distinct
 	macs      sync.Pool     // of hash.Hash: HMAC-SHA256 keyed with secret
 
+	// dummy stands in for the password of an unknown user: the digest is computed all the same.
+	dummy string
+
 	// used remembers the nonces that authenticated a request, keyed by a hash of the nonce
 	// (pointer-free for the GC; a collision costs a client one challenge, never a replay). Only
 	// valid credentials add an entry, one per nonce; an entry lives until its nonce expires
@@ -150,7 +160,7 @@ func New(cfg Config, opts ...Option) (*Authenticator, error) {
 			return nil, errors.Join(ErrConfig, errors.New("algorithm "+alg))
 		}
 	}
-	a := &Authenticator{cfg: cfg, clock: clockwork.NewRealClock(), used: map[uint64]usedNonce{}, seed: maphash.MakeSeed()}
+	a := &Authenticator{cfg: cfg, clock: clockwork.NewRealClock(), used: map[uint64]usedNonce{}, seed: maphash.MakeSeed(), dummy: rand.Text()}
 	for _, o := range opts {
 		o(a)
 	}
@@ -244,6 +254,9 @@ func (a *Authenticator) expired(issued, now time.Time) bool {
 
 // Verify checks the credentials of a request. password returns the password of a username,
 // and whether the user exists.
+//
+// What it checks before asking for the password depends on the request only, never on the
+// user; after, a known and an unknown user cost the same digest computation.
 func (a *Authenticator) Verify(req Request, password func(username string) (string, bool)) Result {
 	if req.Authorization == "" {
 		return Result{Outcome: Missing}
@@ -282,11 +295,6 @@ func (a *Authenticator) Verify(req Request, password func(username string) (stri
 		res.Outcome, res.Reason = o, "nonce expired or not issued here"
 		return res
 	}
-	pw, known := password(cred.Username)
-	if !known {
-		res.Outcome = UnknownUser
-		return res
-	}
 	chal := &digest.Challenge{Realm: cred.Realm, Nonce: cred.Nonce, Algorithm: cred.Algorithm}
 	if cred.QOP != "" {
 		if !strings.EqualFold(cred.QOP, "auth") || cred.Cnonce == "" || cred.Nc <= 0 {
@@ -295,11 +303,22 @@ func (a *Authenticator) Verify(req Request, password func(username string) (stri
 		}
 		chal.QOP = []string{"auth"}
 	}
+	pw, known := password(cred.Username)
+	if !known {
+		// An unknown user never authenticates, but the digest is computed all the same
+		// (against a password nobody has), so that the answer does not come measurably sooner.
+		pw = a.dummy
+	}
 	want, err := digest.Digest(chal, digest.Options{
 		Method: req.Method, URI: cred.URI, Username: cred.Username, Password: pw,
 		Cnonce: cred.Cnonce, Count: cred.Nc,
 	})
-	if err != nil || subtle.ConstantTimeCompare([]byte(want.Response), []byte(strings.ToLower(cred.Response))) != 1 {
+	match := err == nil && subtle.ConstantTimeCompare([]byte(want.Response), []byte(strings.ToLower(cred.Response))) == 1
+	switch {
+	case !known && a.cfg.RevealUnknownUsers:
+		res.Outcome = UnknownUser
+		return res
+	case !known || !match:
 		res.Outcome, res.Reason = Rejected, "wrong password"
 		return res
 	}
@@ -441,3 +460,6 @@ func (a *Authenticator) sweepLocked(now time.Time) int {
 	}
 	return n
 }
+
+// RevealsUnknownUsers reports whether unknown users are told apart (Config.RevealUnknownUsers).
+func (a *Authenticator) RevealsUnknownUsers() bool { return a.cfg.RevealUnknownUsers }

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"hash"
+	"math"
 	"regexp"
 	"strings"
 	"testing"
@@ -121,7 +122,7 @@ func TestVerify(t *testing.T) {
 		{"no qop (RFC 2069)", answer("MD5", "alice", "secret", "contoso.com", nonceOf(t, a), "REGISTER", "sip:contoso.com", 0, false), OK},
 		{"wrong password", answer("MD5", "alice", "guess", "contoso.com", nonceOf(t, a), "REGISTER", "sip:contoso.com", 1, true), Rejected},
 		{"wrong method", strings.Replace(answer("MD5", "alice", "secret", "contoso.com", nonceOf(t, a), "INVITE", "sip:contoso.com", 1, true), "x", "x", 1), Rejected},
-		{"unknown user", answer("MD5", "mallory", "x", "contoso.com", nonceOf(t, a), "REGISTER", "sip:contoso.com", 1, true), UnknownUser},
+		{"unknown user", answer("MD5", "mallory", "x", "contoso.com", nonceOf(t, a), "REGISTER", "sip:contoso.com", 1, true), Rejected},
 		{"foreign nonce", answer("MD5", "alice", "secret", "contoso.com", nonceOf(t, other), "REGISTER", "sip:contoso.com", 1, true), Rejected},
 		{"garbage nonce", answer("MD5", "alice", "secret", "contoso.com", "!!!", "REGISTER", "sip:contoso.com", 1, true), Rejected},
 		{"wrong realm", answer("MD5", "alice", "secret", "fabrikam.com", nonceOf(t, a), "REGISTER", "sip:contoso.com", 1, true), Rejected},
@@ -313,6 +314,62 @@ func TestURIMustNameTheRequestURI(t *testing.T) {
 	authz = answer("MD5", "alice", "secret", "contoso.com", nonceOf(t, a), "REGISTER", "sip:contoso.com:5060", 1, true)
 	if r := a.Verify(reg(authz), users); r.Outcome != OK {
 		t.Fatalf("the default port spelled out: %s, want ok", r.Outcome)
+	}
+}
+
+// TestUnknownUserIsAWrongPassword: unless revealed, an unknown user's credentials are Rejected
+// exactly as a known user's wrong password.
+func TestUnknownUserIsAWrongPassword(t *testing.T) {
+	for _, reveal := range []bool{false, true} {
+		a, err := New(Config{Realm: "contoso.com", Algorithms: []string{"MD5"}, NonceLifetime: time.Hour, RevealUnknownUsers: reveal})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wrong := a.Verify(reg(answer("MD5", "alice", "guess", "contoso.com", nonceOf(t, a), "REGISTER", "sip:contoso.com", 1, true)), users)
+		unknown := a.Verify(reg(answer("MD5", "mallory", "guess", "contoso.com", nonceOf(t, a), "REGISTER", "sip:contoso.com", 1, true)), users)
+		if wrong.Outcome != Rejected {
+			t.Fatalf("reveal %v: wrong password %s", reveal, wrong.Outcome)
+		}
+		switch {
+		case reveal && unknown.Outcome != UnknownUser:
+			t.Fatalf("revealing: unknown user %s, want unknown-user", unknown.Outcome)
+		case !reveal && (unknown.Outcome != wrong.Outcome || unknown.Reason != wrong.Reason):
+			t.Fatalf("unknown user %+v, wrong password %+v", unknown, wrong)
+		}
+		if a.RevealsUnknownUsers() != reveal {
+			t.Fatalf("RevealsUnknownUsers() = %v", a.RevealsUnknownUsers())
+		}
+	}
+}
+
+// TestUnknownUserCostsADigest: the unknown-user path is not measurably faster than a wrong
+// password. The fastest of many interleaved rounds is compared, which a busy machine can slow
+// but not speed up; without the dummy digest the unknown user took about half the time.
+func TestUnknownUserCostsADigest(t *testing.T) {
+	if testing.Short() {
+		t.Skip("timing")
+	}
+	a := newAuth(t, clockwork.NewFakeClock(), "SHA-256")
+	n := nonceOf(t, a)
+	known := reg(answer("SHA-256", "alice", "guess", "contoso.com", n, "REGISTER", "sip:contoso.com", 1, true))
+	unknown := reg(answer("SHA-256", "mallory", "guess", "contoso.com", n, "REGISTER", "sip:contoso.com", 1, true))
+	const rounds, per = 300, 20
+	fastest := func(req Request) time.Duration {
+		start := time.Now()
+		for range per {
+			if r := a.Verify(req, users); r.Outcome != Rejected {
+				t.Fatalf("%s", r.Outcome)
+			}
+		}
+		return time.Since(start)
+	}
+	bestKnown, bestUnknown := time.Duration(math.MaxInt64), time.Duration(math.MaxInt64)
+	for range rounds {
+		bestKnown = min(bestKnown, fastest(known))
+		bestUnknown = min(bestUnknown, fastest(unknown))
+	}
+	if ratio := float64(bestUnknown) / float64(bestKnown); ratio < 0.85 {
+		t.Fatalf("an unknown user is answered in %.2f of the time of a wrong password (%s vs %s per %d)", ratio, bestUnknown, bestKnown, per)
 	}
 }
 

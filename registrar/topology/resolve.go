@@ -73,6 +73,7 @@ func (v *validator) sip(s fileSIP) SIP {
 			MaxConnsPerIP: v.intValue("sip.limits.max_conns_per_ip", s.Limits.MaxConnsPerIP, 0, 0, math.MaxInt32),
 		},
 	}
+	out.RevealUnknownUsers = s.RevealUnknownUsers // a bool: the strict decoder refuses anything else
 	if out.ExpiresMin > out.ExpiresMax {
 		v.fail("sip.expires", "min %s is above max %s", out.ExpiresMin, out.ExpiresMax)
 	} else if out.ExpiresDefault < out.ExpiresMin || out.ExpiresDefault > out.ExpiresMax {
