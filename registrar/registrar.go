@@ -169,6 +169,7 @@ func New(cfg Config, opts ...Option) (*Registrar, error) {
 	r.auth, err = sipauth.New(sipauth.Config{
 		Realm: r.top.Realm, Algorithms: r.top.SIP.DigestAlgorithms, NonceLifetime: r.top.SIP.NonceLifetime,
 		RevealUnknownUsers: r.top.SIP.RevealUnknownUsers,
+		LocalHost:          r.top.NamesEmulator,
 	}, sipauth.WithClock(r.clock))
 	if err != nil {
 		return nil, err

@@ -276,25 +276,37 @@ func TestMalformedNonceIsAFreshChallenge(t *testing.T) {
 	}
 }
 
-// TestAuthorizationURIMustBeTheRequestURI: credentials computed for another Request-URI get 400
-// (RFC 2617 §3.2.2.5), counted; the default port spelled out is the same resource.
+// TestAuthorizationURIMustBeTheRequestURI: credentials computed for another resource get 400
+// (RFC 2617 §3.2.2.5), counted; the default port spelled out, or an address of the registrar
+// itself (SIPp's default: the address it sends to, here a Front End's or the front door's), name
+// the same resource.
 func TestAuthorizationURIMustBeTheRequestURI(t *testing.T) {
 	env, _ := start(t, "")
 	fe := env.Primary(t, alice)
 	dst := env.Addr(t, fe, "udp")
+	door := env.DoorAddr(t, "pool-a.contoso.com", "udp") // proxies to the user's Front End
 	ph := rt.NewPhone(t, "udp")
-	req := ph.Register(alice, "", 600)
-	res := send(t, ph, dst, withCredentials(t, ph, req, challenge(t, ph, dst, req), "user00042", "secret", 1, "sip:fabrikam.com"))
-	if res.StatusCode != 400 || !strings.Contains(res.Reason, "uri") {
-		t.Fatalf("uri of another resource: %s, want 400 naming the uri", res.StartLine())
+	for _, tc := range []struct {
+		name string
+		to   netip.AddrPort
+		uri  string
+		want int
+	}{
+		{"another domain", dst, "sip:fabrikam.com", 400},
+		{"an address that is not the registrar's", dst, "sip:127.0.0.99:5060", 400},
+		{"another user", dst, "sip:user00043@contoso.com", 400},
+		{"the default port spelled out", dst, "sip:contoso.com:5060", 200},
+		{"the Front End's address", dst, "sip:" + dst.String(), 200},
+		{"the front door's address, through it", door, "sip:" + door.String(), 200},
+	} {
+		req := ph.Register(alice, "", 600)
+		res := send(t, ph, tc.to, withCredentials(t, ph, req, challenge(t, ph, tc.to, req), "user00042", "secret", 1, tc.uri))
+		if res.StatusCode != tc.want || tc.want == 400 && !strings.Contains(res.Reason, "uri") {
+			t.Errorf("%s (%s): %s, want %d", tc.name, tc.uri, res.StartLine(), tc.want)
+		}
 	}
-	if n := authMetric(t, env, fe, "uri-mismatch"); n != 1 {
-		t.Errorf("uri mismatches counted: %v, want 1", n)
-	}
-	req = ph.Register(alice, "", 600)
-	res = send(t, ph, dst, withCredentials(t, ph, req, challenge(t, ph, dst, req), "user00042", "secret", 1, "sip:contoso.com:5060"))
-	if res.StatusCode != 200 {
-		t.Fatalf("sip:contoso.com:5060 for sip:contoso.com: %s, want 200", res.StartLine())
+	if n := authMetric(t, env, fe, "uri-mismatch"); n != 3 {
+		t.Errorf("uri mismatches counted: %v, want 3", n)
 	}
 }
 

@@ -7,9 +7,10 @@
 // remembered and a request must bring a higher one; without qop a nonce authenticates one
 // request only (a one-time nonce, as Kamailio's auth one_time_nonce), so such a client takes a
 // challenge for each request. The credentials' uri must name the Request-URI (RFC 2617
-// §3.2.2.5). Neither the challenge nor the answer to failed credentials depends on whether the
-// user exists, unless Config.RevealUnknownUsers says so; an unknown user costs a digest like a
-// known one, so that timing does not tell them apart either.
+// §3.2.2.5), or this registrar when the Request-URI does too. Neither the challenge nor the
+// answer to failed credentials depends on whether the user exists, unless
+// Config.RevealUnknownUsers says so; an unknown user costs a digest like a known one, so that
+// timing does not tell them apart either.
 //
 // Concurrency: an Authenticator is safe for concurrent use. Issuing and checking a nonce take no
 // lock; recording a used nonce takes mu for a map access (and, when the table is full, for one
@@ -60,6 +61,10 @@ type Config struct {
 	// the directory does not have (Lync's 404 with ms-diagnostics 1003), which tells anyone
 	// which users exist. Off, such credentials are Rejected as a wrong password is.
 	RevealUnknownUsers bool
+	// LocalHost reports whether a host (no port) names this registrar: its domain, its servers'
+	// names and addresses. A credential's uri naming one of them is taken for a Request-URI
+	// naming another (see sameResource). nil: the uri must name the Request-URI itself.
+	LocalHost func(host string) bool
 	// MaxTracked bounds how many used nonces are remembered to refuse replays (0:
 	// DefaultMaxTracked). When it is reached the older part is forgotten and every nonce issued
 	// before the newest forgotten one becomes stale: a client holding one takes one more
@@ -269,7 +274,7 @@ func (a *Authenticator) Verify(req Request, password func(username string) (stri
 		return Result{Outcome: Malformed, Username: cred.Username, Reason: "Authorization lacks username, nonce, uri or response"}
 	}
 	res := Result{Username: cred.Username}
-	if !sameResource(cred.URI, req.URI) {
+	if !a.sameResource(cred.URI, req.URI) {
 		res.Outcome, res.Reason = URIMismatch, "Authorization uri is not the Request-URI"
 		return res
 	}
@@ -341,15 +346,18 @@ func (a *Authenticator) Verify(req Request, password func(username string) (stri
 // sameResource reports whether the credentials' uri names the Request-URI, which RFC 2617
 // §3.2.2.5 asks of a server ("SHOULD return 400 Bad Request" when it does not).
 //
-// Our choice of how strict: clients copy the Request-URI, so the strings are equal, and
-// otherwise both are compared as RFC 3261 §19.1.4 compares SIP URIs, with two tolerances that
-// keep the same resource equal: a missing port is the scheme's default (sip:contoso.com and
-// sip:contoso.com:5060 name the same registrar, where §19.1.4 would tell them apart), and URI
-// parameters and headers are not compared (they say how to reach the resource, not which it
-// is; a Request-URI may not carry headers). Kamailio's auth does not compare the uri at all by
-// default: its documentation warns that UAs and rewriting proxies differ; scheme, user, host and
-// port are what a credential for another resource would change.
-func sameResource(credURI, requestURI string) bool {
+// Our choice of how strict: most clients copy the Request-URI, so the strings are equal, and
+// otherwise both are compared as RFC 3261 §19.1.4 compares SIP URIs, with tolerances that keep
+// the same registrar equal: a missing port is the scheme's default (sip:contoso.com and
+// sip:contoso.com:5060, where §19.1.4 would tell them apart); URI parameters and headers are not
+// compared (they say how to reach the resource, not which it is; a Request-URI may not carry
+// headers); and two hosts that both name this registrar (Config.LocalHost: the domain, a
+// server's FQDN or address) are the same whatever the port. SIPp, by default, computes its
+// response for sip:<the address it sends to> while its Request-URI is sip:<domain>; through a
+// proxying front door that is the front door's address. Kamailio's auth does not compare the
+// uri at all by default, warning that UAs and rewriting proxies differ. What stays refused is a
+// credential for another resource: another user, scheme, or a host that is not this registrar.
+func (a *Authenticator) sameResource(credURI, requestURI string) bool {
 	if credURI == requestURI {
 		return true
 	}
@@ -360,8 +368,13 @@ func sameResource(credURI, requestURI string) bool {
 	if c.Scheme != r.Scheme || (c.Scheme != "sip" && c.Scheme != "sips") {
 		return false // other schemes are kept raw by the parser: only equal strings match
 	}
-	return c.User == r.User && c.Password == r.Password && strings.EqualFold(c.Host, r.Host) &&
-		portOrDefault(c) == portOrDefault(r)
+	if c.User != r.User || c.Password != r.Password {
+		return false
+	}
+	if strings.EqualFold(c.Host, r.Host) && portOrDefault(c) == portOrDefault(r) {
+		return true
+	}
+	return a.cfg.LocalHost != nil && a.cfg.LocalHost(c.Host) && a.cfg.LocalHost(r.Host)
 }
 
 func portOrDefault(u sip.Uri) int {

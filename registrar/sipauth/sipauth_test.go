@@ -274,6 +274,11 @@ func TestMalformedNonceIsAFreshChallenge(t *testing.T) {
 }
 
 func TestSameResource(t *testing.T) {
+	a, err := New(Config{Realm: "contoso.com", Algorithms: []string{"MD5"}, NonceLifetime: time.Hour,
+		LocalHost: func(host string) bool { return host == "contoso.com" || host == "127.0.1.1" || host == "127.0.1.100" }})
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		cred, req string
 		want      bool
@@ -281,16 +286,23 @@ func TestSameResource(t *testing.T) {
 		{"sip:contoso.com", "sip:contoso.com", true},
 		{"sip:contoso.com", "sip:contoso.com:5060", true}, // our tolerance: the default port
 		{"sips:contoso.com:5061", "sips:contoso.com", true},
-		{"sip:127.0.1.1", "sip:127.0.1.1:5060", true},
+		{"sip:127.0.2.1", "sip:127.0.2.1:5060", true},
 		{"sip:Contoso.COM", "sip:contoso.com", true},
 		{"SIP:contoso.com", "sip:contoso.com", true},
 		{"sip:contoso.com;transport=tcp", "sip:contoso.com", true}, // parameters are not compared
 		{"sip:alice@contoso.com", "sip:alice@contoso.com;user=phone", true},
 		{"tel:+14255550100", "tel:+14255550100", true},
+		{"sip:127.0.1.100:5060", "sip:contoso.com", true}, // SIPp: the address it sends to
+		{"sip:127.0.1.1:40123", "sip:127.0.1.100", true},  // both this registrar
 		{"sip:contoso.com", "sips:contoso.com", false},
-		{"sip:contoso.com:5061", "sip:contoso.com", false},
+		{"sip:fabrikam.com:5061", "sip:fabrikam.com", false},
+		{"sip:contoso.com:5070", "sip:contoso.com", true}, // both this registrar, whatever the port
 		{"sip:fabrikam.com", "sip:contoso.com", false},
+		{"sip:127.0.0.99:5060", "sip:contoso.com", false}, // an address that is not this registrar
+		{"sip:127.0.1.100", "sip:fabrikam.com", false},
+		{"sips:127.0.1.100", "sip:contoso.com", false},
 		{"sip:alice@contoso.com", "sip:contoso.com", false},
+		{"sip:alice@127.0.1.100", "sip:contoso.com", false},
 		{"sip:Alice@contoso.com", "sip:alice@contoso.com", false}, // the user part is case-sensitive
 		{"tel:+14255550100", "tel:+14255550101", false},
 		{"tel:contoso.com", "sip:contoso.com", false},
@@ -298,9 +310,13 @@ func TestSameResource(t *testing.T) {
 		{"", "sip:contoso.com", false},
 		{"not a uri", "sip:contoso.com", false},
 	} {
-		if got := sameResource(tc.cred, tc.req); got != tc.want {
+		if got := a.sameResource(tc.cred, tc.req); got != tc.want {
 			t.Errorf("sameResource(%q, %q) = %v, want %v", tc.cred, tc.req, got, tc.want)
 		}
+	}
+	// Without LocalHost, a uri naming the server's address is not the domain's.
+	if newAuth(t, clockwork.NewFakeClock()).sameResource("sip:127.0.1.100:5060", "sip:contoso.com") {
+		t.Error("without LocalHost the server's address was taken for the domain")
 	}
 }
 
