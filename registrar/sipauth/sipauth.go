@@ -47,8 +47,10 @@ type usedNonce struct {
 // spent marks a nonce that may not authenticate anything more: one used without qop.
 const spent = math.MaxUint32
 
-// DefaultMaxTracked is the default bound of Config.MaxTracked: at about 32 bytes an entry (a
-// 24-byte key and value, and the map's overhead), about 32 MiB at the bound.
+// DefaultMaxTracked is the default bound of Config.MaxTracked. An entry costs about 53 bytes
+// with the map's slots (measured at 2^20 entries: 53 MiB; a Go map does not shrink, so that is
+// what a table that once reached the bound keeps). Only valid credentials add entries, one per
+// nonce: 20,000 clients refreshing on their nonces take 20,000.
 const DefaultMaxTracked = 1 << 20
 
 // Config is the authenticator's settings.

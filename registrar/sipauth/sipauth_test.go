@@ -174,6 +174,7 @@ func TestBadConfig(t *testing.T) {
 		{Realm: "r", NonceLifetime: time.Hour},
 		{Realm: "r", Algorithms: []string{"SHA-1"}, NonceLifetime: time.Hour},
 		{Realm: "r", Algorithms: []string{"MD5"}},
+		{Realm: "r", Algorithms: []string{"MD5"}, NonceLifetime: time.Hour, MaxTracked: -1},
 	} {
 		if _, err := New(c); err == nil {
 			t.Errorf("New(%+v) succeeded", c)
