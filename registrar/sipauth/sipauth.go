@@ -13,8 +13,8 @@
 // timing does not tell them apart either.
 //
 // Concurrency: an Authenticator is safe for concurrent use. Issuing and checking a nonce take no
-// lock; recording a used nonce takes mu for a map access (and, when the table is full, for one
-// eviction pass over it).
+// lock; recording a used nonce takes mu for two map accesses at most, and nothing under mu
+// walks the table.
 package sipauth
 
 import (
@@ -48,9 +48,9 @@ type usedNonce struct {
 const spent = math.MaxUint32
 
 // DefaultMaxTracked is the default bound of Config.MaxTracked. An entry costs about 53 bytes
-// with the map's slots (measured at 2^20 entries: 53 MiB; a Go map does not shrink, so that is
-// what a table that once reached the bound keeps). Only valid credentials add entries, one per
-// nonce: 20,000 clients refreshing on their nonces take 20,000.
+// with the map's slots (measured: 53 MiB for 2^20 entries in one map), so the table stays below
+// about 55 MiB. Only valid credentials add entries, one per nonce: 20,000 clients refreshing on
+// their nonces take 20,000.
 const DefaultMaxTracked = 1 << 20
 
 // Config is the authenticator's settings.
@@ -68,9 +68,9 @@ type Config struct {
 	// naming another (see sameResource). nil: the uri must name the Request-URI itself.
 	LocalHost func(host string) bool
 	// MaxTracked bounds how many used nonces are remembered to refuse replays (0:
-	// DefaultMaxTracked). When it is reached the older part is forgotten and every nonce issued
-	// before the newest forgotten one becomes stale: a client holding one takes one more
-	// challenge, and no replay gets through.
+	// DefaultMaxTracked; at least 2). When it is reached the older half is forgotten and every
+	// nonce issued before the newest forgotten one becomes stale: a client holding one takes one
+	// more challenge, and no replay gets through.
 	MaxTracked int
 }
 
@@ -134,15 +134,26 @@ type Authenticator struct {
 	// dummy stands in for the password of an unknown user: the digest is computed all the same.
 	dummy string
 
-	// used remembers the nonces that authenticated a request, keyed by a hash of the nonce
-	// (pointer-free for the GC; a collision costs a client one challenge, never a replay). Only
-	// valid credentials add an entry, one per nonce; an entry lives until its nonce expires
-	// (at most NonceLifetime, plus the period of Sweep) and the table holds at most
-	// cfg.MaxTracked entries: evict makes room by raising floor.
-	mu    sync.Mutex
-	seed  maphash.Seed
-	used  map[uint64]usedNonce
-	floor int64 // unix nanos: nonces issued before it are stale (everything older was forgotten)
+	// The nonces that authenticated a request, keyed by a hash of the nonce (pointer-free for
+	// the GC; a collision costs a client one challenge, never a replay), in two generations as
+	// the retransmission cache keeps its responses: new entries go to cur; cur becomes prev, and
+	// prev is forgotten, when cur holds MaxTracked/2 entries or NonceLifetime after the last
+	// turn. So the table holds at most MaxTracked entries, an entry lives at most twice
+	// NonceLifetime (plus the period of Sweep), and nothing walks the table. What prev forgets is
+	// covered by floor: every nonce issued before its newest is stale from then on (after a turn
+	// by time they have all expired anyway).
+	mu     sync.Mutex
+	seed   maphash.Seed
+	cur    generation
+	prev   generation
+	turned time.Time // when cur was started
+	floor  int64     // unix nanos: nonces issued before it are stale (their use may be forgotten)
+}
+
+// generation is one half of the replay table.
+type generation struct {
+	nonces map[uint64]usedNonce
+	newest int64 // the latest issue time of its nonces, unix nanos
 }
 
 // Option configures an Authenticator.
@@ -162,15 +173,17 @@ func New(cfg Config, opts ...Option) (*Authenticator, error) {
 	if cfg.MaxTracked == 0 {
 		cfg.MaxTracked = DefaultMaxTracked
 	}
+	cfg.MaxTracked = max(cfg.MaxTracked, 2)
 	for _, alg := range cfg.Algorithms {
 		if alg != "MD5" && alg != "SHA-256" {
 			return nil, errors.Join(ErrConfig, errors.New("algorithm "+alg))
 		}
 	}
-	a := &Authenticator{cfg: cfg, clock: clockwork.NewRealClock(), used: map[uint64]usedNonce{}, seed: maphash.MakeSeed(), dummy: rand.Text()}
+	a := &Authenticator{cfg: cfg, clock: clockwork.NewRealClock(), seed: maphash.MakeSeed(), dummy: rand.Text()}
 	for _, o := range opts {
 		o(a)
 	}
+	a.cur.nonces, a.prev.nonces, a.turned = map[uint64]usedNonce{}, map[uint64]usedNonce{}, a.clock.Now()
 	if _, err := rand.Read(a.secret[:]); err != nil {
 		return nil, err
 	}
@@ -400,80 +413,72 @@ const (
 // qop), and refuses a replay: a nonce already spent, or a count not above the highest seen.
 func (a *Authenticator) use(nonce string, issued time.Time, nc uint32, now time.Time) int {
 	h := maphash.String(a.seed, nonce)
+	at := issued.UnixNano()
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	prev, seen := a.used[h]
+	if now.Sub(a.turned) >= a.cfg.NonceLifetime {
+		a.turnLocked(now)
+	}
+	g := &a.cur
+	prev, seen := g.nonces[h]
+	if !seen {
+		if p, ok := a.prev.nonces[h]; ok {
+			g, prev, seen = &a.prev, p, true
+		}
+	}
 	switch {
-	case issued.UnixNano() < a.floor:
+	case at < a.floor:
 		return useForgotten
 	case seen && (prev.nc == spent || nc == spent || nc <= prev.nc):
 		return useReplayed
 	}
-	if !seen && len(a.used) >= a.cfg.MaxTracked {
-		a.evictLocked(now)
-		if issued.UnixNano() < a.floor {
+	if !seen && len(a.cur.nonces) >= a.cfg.MaxTracked/2 {
+		a.turnLocked(now)
+		if at < a.floor {
 			return useForgotten
 		}
 	}
-	a.used[h] = usedNonce{issued: issued.UnixNano(), nc: nc}
+	g.nonces[h] = usedNonce{issued: at, nc: nc}
+	g.newest = max(g.newest, at)
 	return useOK
 }
 
-// evictLocked makes room in a full table: it forgets the expired nonces and, if that is not
-// enough, the older half or so, raising the floor above every nonce it forgot so that none of
-// them can be used again. It takes three passes over the table, once per MaxTracked/2 or so
-// new entries (about 15 ms at a million entries).
-func (a *Authenticator) evictLocked(now time.Time) {
-	a.sweepLocked(now)
-	excess := len(a.used) - a.cfg.MaxTracked/2
-	if excess <= 0 {
-		return
+// turnLocked forgets prev, raising the floor above every nonce it held, and starts a new cur.
+func (a *Authenticator) turnLocked(now time.Time) {
+	if len(a.prev.nonces) > 0 {
+		a.floor = max(a.floor, a.prev.newest+1)
 	}
-	lo, hi := int64(math.MaxInt64), int64(math.MinInt64)
-	for _, u := range a.used {
-		lo, hi = min(lo, u.issued), max(hi, u.issued)
-	}
-	// Count the entries in 64 parts of [lo, hi] and cut at the end of the first part that
-	// takes the older ones past the excess.
-	const parts = 64
-	width := (hi-lo)/parts + 1
-	var count [parts]int
-	for _, u := range a.used {
-		count[(u.issued-lo)/width]++
-	}
-	cut, n := lo, 0
-	for i := range count {
-		cut += width
-		if n += count[i]; n >= excess {
-			break
-		}
-	}
-	for h, u := range a.used {
-		if u.issued < cut {
-			delete(a.used, h)
-		}
-	}
-	a.floor = max(a.floor, cut)
+	a.prev = a.cur
+	a.cur = generation{nonces: map[uint64]usedNonce{}}
+	a.turned = now
 }
 
-// Sweep forgets the nonces past their lifetime (checkNonce refuses them anyway); call it
-// periodically. It returns how many it forgot.
+// Sweep forgets each generation whose nonces have all expired (checkNonce refuses them anyway),
+// and turns the generations when NonceLifetime has passed since the last turn; call it
+// periodically. It returns how many nonces it forgot.
 func (a *Authenticator) Sweep() int {
 	now := a.clock.Now()
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return a.sweepLocked(now)
-}
-
-func (a *Authenticator) sweepLocked(now time.Time) int {
 	n := 0
-	for h, u := range a.used {
-		if a.expired(time.Unix(0, u.issued), now) {
-			delete(a.used, h)
-			n++
+	for _, g := range []*generation{&a.prev, &a.cur} {
+		if len(g.nonces) > 0 && a.expired(time.Unix(0, g.newest), now) {
+			n += len(g.nonces)
+			*g = generation{nonces: map[uint64]usedNonce{}}
 		}
 	}
+	if now.Sub(a.turned) >= a.cfg.NonceLifetime {
+		n += len(a.prev.nonces)
+		a.turnLocked(now)
+	}
 	return n
+}
+
+// tracked returns how many used nonces are remembered.
+func (a *Authenticator) tracked() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return len(a.cur.nonces) + len(a.prev.nonces)
 }
 
 // RevealsUnknownUsers reports whether unknown users are told apart (Config.RevealUnknownUsers).

@@ -405,8 +405,8 @@ func TestReplayTableIsBounded(t *testing.T) {
 			t.Fatalf("request %d: %s (%s)", i, r.Outcome, r.Reason)
 		}
 		used = append(used, authz)
-		if len(a.used) > 100 {
-			t.Fatalf("after %d nonces the table holds %d", i+1, len(a.used))
+		if a.tracked() > 100 {
+			t.Fatalf("after %d nonces the table holds %d", i+1, a.tracked())
 		}
 		clock.Advance(time.Second)
 	}
@@ -426,8 +426,34 @@ func TestReplayTableIsBounded(t *testing.T) {
 	}
 	clock.Advance(time.Hour)
 	a.Sweep()
-	if len(a.used) != 0 {
-		t.Fatalf("%d nonces remembered past their lifetime", len(a.used))
+	if a.tracked() != 0 {
+		t.Fatalf("%d nonces remembered past their lifetime", a.tracked())
+	}
+}
+
+// TestReplayTableForgetsByTime: under light traffic the table never fills, yet what it holds
+// is forgotten within twice the nonce lifetime, and a nonce in use across a turn keeps working.
+func TestReplayTableForgetsByTime(t *testing.T) {
+	clock := clockwork.NewFakeClock()
+	a := newAuth(t, clock)
+	var longLived string
+	for i := range 30 { // a sign-in every 10 minutes for 5 hours; from 30 to 80 minutes, refreshes on one nonce
+		if r := a.Verify(reg(answer("MD5", "alice", "secret", "contoso.com", nonceOf(t, a), "REGISTER", "sip:contoso.com", 1, true)), users); r.Outcome != OK {
+			t.Fatalf("sign-in %d: %s (%s)", i, r.Outcome, r.Reason)
+		}
+		if i == 3 {
+			longLived = nonceOf(t, a)
+		}
+		if i >= 3 && i < 9 { // across the turn at 60 minutes
+			if r := a.Verify(reg(answer("MD5", "alice", "secret", "contoso.com", longLived, "REGISTER", "sip:contoso.com", i-2, true)), users); r.Outcome != OK {
+				t.Fatalf("refresh %d on one nonce: %s (%s)", i, r.Outcome, r.Reason)
+			}
+		}
+		a.Sweep()
+		if n := a.tracked(); n > 2*6+1 {
+			t.Fatalf("after %d sign-ins 10 minutes apart %d nonces are remembered, more than two hours' worth", i+1, n)
+		}
+		clock.Advance(10 * time.Minute)
 	}
 }
 
