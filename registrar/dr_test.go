@@ -527,8 +527,8 @@ func TestServiceRequests(t *testing.T) {
 	if res, _ := ph.RegisterAuth(dst, req, "user00042", "secret"); res.StatusCode != 400 {
 		t.Fatalf("garbage body: %s", res.StartLine())
 	}
-	if res, _ := ph.RegisterAuth(dst, ph.Service("nobody@contoso.com", []string{bob}, nil), "nobody", "secret"); res.StatusCode != 404 {
-		t.Fatalf("unknown user: %s", res.StartLine())
+	if res, _ := ph.RegisterAuth(dst, ph.Service("nobody@contoso.com", []string{bob}, nil), "nobody", "secret"); res.StatusCode != 401 {
+		t.Fatalf("unknown user: %s, want the 401 of a wrong password", res.StartLine())
 	}
 	if res, _ := ph.RegisterAuth(dst, ph.Service(alice, []string{bob}, nil), "user00042", "wrong"); res.StatusCode != 401 {
 		t.Fatalf("wrong password: %s", res.StartLine())

@@ -214,7 +214,11 @@ func New(cfg Config, opts ...Option) (*Registrar, error) {
 	r.events = eventlog.New(r.log, r.clock, 10000)
 	sip.UDPMTUSize = 65535 // a 200 OK listing 8 endpoints exceeds sipgo's 1500-byte UDP default
 	var err error
-	r.auth, err = sipauth.New(sipauth.Config{Realm: r.top.Realm, Algorithms: r.top.SIP.DigestAlgorithms, NonceLifetime: r.top.SIP.NonceLifetime}, sipauth.WithClock(r.clock))
+	r.auth, err = sipauth.New(sipauth.Config{
+		Realm: r.top.Realm, Algorithms: r.top.SIP.DigestAlgorithms, NonceLifetime: r.top.SIP.NonceLifetime,
+		RevealUnknownUsers: r.top.SIP.RevealUnknownUsers,
+		LocalHost:          r.top.NamesEmulator,
+	}, sipauth.WithClock(r.clock))
 	if err != nil {
 		return nil, err
 	}

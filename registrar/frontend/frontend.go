@@ -206,8 +206,12 @@ func (f *FrontEnd) bad(req *sip.Request, err error) *sip.Response {
 
 // authenticate checks the request's credentials and returns the response to send when they do not
 // let it through (nil when they do). userAOR is the To user's canonical AOR ("" when unknown).
-// Known and unknown users get the same challenge; an unknown user is told so (404,
-// ms-diagnostics 1003) only once they answer it.
+//
+// Nothing in the answer tells whether a user exists (DESIGN §4): known and unknown users get the
+// same challenge, an unknown user's credentials the same fresh 401 as a wrong password, and
+// valid credentials for an unknown To user the same 403 as for someone else's. Only when the
+// topology reveals unknown users (sip.reveal_unknown_users) are they told so, as Lync does: 404
+// with ms-diagnostics 1003.
 func authenticate(ep *endpoint, auth *sipauth.Authenticator, cl Cluster, req *sip.Request, userAOR, source string) *sip.Response {
 	authz := ""
 	if h := req.GetHeader("Authorization"); h != nil {
@@ -218,7 +222,7 @@ func authenticate(ep *endpoint, auth *sipauth.Authenticator, cl Cluster, req *si
 		toHost = to.Address.Host
 	}
 	var credUser topology.User
-	r := auth.Verify(string(req.Method), authz, func(username string) (string, bool) {
+	r := auth.Verify(sipauth.Request{Method: string(req.Method), URI: req.Recipient.String(), Authorization: authz}, func(username string) (string, bool) {
 		name := username
 		if !strings.Contains(name, "@") {
 			name += "@" + toHost
@@ -230,26 +234,35 @@ func authenticate(ep *endpoint, auth *sipauth.Authenticator, cl Cluster, req *si
 	ep.m.Auth(r.Outcome.String())
 	switch r.Outcome {
 	case sipauth.OK:
-		if userAOR == "" {
-			res := ep.response(req, 404, "Not Found")
-			res.AppendHeader(diagnostics(DiagUserDoesNotExist, source))
-			return res
+		if userAOR == "" && auth.RevealsUnknownUsers() {
+			return userDoesNotExist(ep, req, source)
 		}
-		if credUser.AOR != userAOR {
+		if userAOR == "" || credUser.AOR != userAOR {
 			return ep.response(req, 403, "Forbidden: credentials are not those of the To user")
 		}
 		return nil
-	case sipauth.Malformed:
+	case sipauth.Malformed, sipauth.URIMismatch:
+		// A uri that is not the Request-URI gets 400, as RFC 2617 §3.2.2.5 says (and Apache's
+		// mod_auth_digest does), not a fresh challenge: the client would compute the same uri
+		// again and loop on 401s; a 400 says what is wrong. It is decided before the user is
+		// looked up, so it tells nothing about who exists.
 		return bad(ep, req, badRequest("%s", r.Reason))
-	case sipauth.UnknownUser:
-		res := ep.response(req, 404, "Not Found")
-		res.AppendHeader(diagnostics(DiagUserDoesNotExist, source))
-		return res
+	case sipauth.UnknownUser: // only with sip.reveal_unknown_users
+		return userDoesNotExist(ep, req, source)
 	}
 	res := ep.response(req, 401, "Unauthorized")
-	for _, c := range auth.Challenges(r.Outcome == sipauth.Stale) {
+	// stale=true when the password was right but the nonce cannot be used (expired, or spent:
+	// RFC 2617 §3.2.1), so that the client answers the fresh nonce without asking its user.
+	for _, c := range auth.Challenges(r.Outcome == sipauth.Stale || r.Outcome == sipauth.Replayed) {
 		res.AppendHeader(sip.NewHeader("WWW-Authenticate", c))
 	}
+	return res
+}
+
+// userDoesNotExist is Lync's answer for a user it does not have: 404 with ms-diagnostics 1003.
+func userDoesNotExist(ep *endpoint, req *sip.Request, source string) *sip.Response {
+	res := ep.response(req, 404, "Not Found")
+	res.AppendHeader(diagnostics(DiagUserDoesNotExist, source))
 	return res
 }
 

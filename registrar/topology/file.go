@@ -67,6 +67,8 @@ type fileSIP struct {
 	RetryAfter       Duration    `yaml:"retry_after"`
 	TLS              fileTLS     `yaml:"tls"`
 	Limits           fileLimits  `yaml:"limits"`
+
+	RevealUnknownUsers bool `yaml:"reveal_unknown_users"`
 }
 
 type fileFabric struct {

@@ -79,6 +79,7 @@ func (v *validator) sip(s fileSIP) SIP {
 			MaxBodyBytes:   v.intValue("sip.limits.max_body_bytes", s.Limits.MaxBodyBytes, 32768, 0, 65535),
 		},
 	}
+	out.RevealUnknownUsers = s.RevealUnknownUsers // a bool: the strict decoder refuses anything else
 	if out.ExpiresMin > out.ExpiresMax {
 		v.fail("sip.expires", "min %s is above max %s", out.ExpiresMin, out.ExpiresMax)
 	} else if out.ExpiresDefault < out.ExpiresMin || out.ExpiresDefault > out.ExpiresMax {

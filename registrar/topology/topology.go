@@ -87,6 +87,11 @@ type SIP struct {
 	TCPIdleTimeout time.Duration
 	// NonceLifetime bounds how long a digest nonce is accepted before it is stale.
 	NonceLifetime time.Duration
+	// RevealUnknownUsers answers credentials of a user the topology does not have with Lync's
+	// 404 and ms-diagnostics 1003, which tells anyone who asks which users exist (sipvicious
+	// svwar/svcrack read it). Off (the default), an unknown user gets the same fresh 401 as a
+	// wrong password (DESIGN §4).
+	RevealUnknownUsers bool
 	// DigestAlgorithms offered in challenges, in order of preference (MD5, SHA-256).
 	DigestAlgorithms []string
 	// RetryAfter is the Retry-After sent with 503 answers.
