@@ -9,6 +9,9 @@
 // the callback of the client that reported it and keeps the live counts the scenario's waits
 // and the live view read; aggregation happens afterwards from the stream. Every goroutine
 // started by Run ends before Run returns.
+//
+// A run's end record says whether its scenario ran to its end (record.End.Completed): only
+// then are its thresholds judged.
 package loadgen
 
 import (
@@ -177,18 +180,18 @@ func Run(ctx context.Context, cfg Config) (end record.End, err error) {
 	close(done)
 	wg.Wait()
 	r.rec.step(record.Step{T: time.Since(r.start).Nanoseconds(), Index: len(r.sc.Steps) + 1, Name: "sign out", Action: record.Teardown})
-	end = record.End{Reason: "the scenario completed"}
+	end = record.End{Reason: "the scenario completed", Completed: true}
 	runErr := stepErr
 	switch {
 	case stepErr != nil:
-		end.Reason = "stopped: " + stepErr.Error()
+		end = record.End{Reason: "stopped: " + stepErr.Error()}
 	case errors.Is(stopped, ErrEmulator):
-		end.Reason = "stopped: " + stopped.Error()
+		end = record.End{Reason: "stopped: " + stopped.Error()}
 		runErr = stopped
 	case errors.Is(stopped, errBound):
-		end.Reason = fmt.Sprintf("the run reached its bound of %s", r.sc.MaxDuration)
+		end = record.End{Reason: fmt.Sprintf("the run reached its bound of %s (max_duration) before the scenario's end", r.sc.MaxDuration)}
 	case stopped != nil:
-		end.Reason = "interrupted"
+		end = record.End{Reason: interrupted(stopped)}
 	}
 	r.closeClients()
 	r.rec.stop()
@@ -205,13 +208,22 @@ func (r *run) finish(end record.End, err error) (record.End, error) {
 		end.Err = err.Error()
 	}
 	if errors.Is(err, context.Canceled) {
-		end.Reason = "interrupted"
+		end.Reason, end.Completed = "interrupted", false
 		err = nil
 	}
 	if cerr := r.cfg.Results.Close(end); cerr != nil && err == nil {
 		err = fmt.Errorf("writing results: %w", cerr)
 	}
 	return end, err
+}
+
+// interrupted is the end reason of a run whose context was cancelled, with the cause when it
+// says more than "context canceled" (signal.NotifyContext's "interrupt signal received").
+func interrupted(cause error) string {
+	if cause == nil || cause == context.Canceled {
+		return "interrupted"
+	}
+	return "interrupted: " + cause.Error()
 }
 
 // population picks this shard's users: the scenario's pools' users in topology order, the

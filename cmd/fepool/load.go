@@ -76,8 +76,17 @@ delay went from milliseconds to under half a millisecond at p99. It slows the em
 both are busy (a saturating ramp's REGISTER latencies grow), so leave it off to measure
 throughput.
 
-Exit codes: 0 passed; 5 a threshold failed; 1 the run failed (emulator unreachable or refusing
-a step: the results so far are kept); 2 bad usage or scenario; 130 interrupted (results kept).`,
+The scenario's thresholds (such as 'disrupted[fe01 crashes] > 0', 'never_recovered == 0',
+'p99(time_to_signed_in[fe01 crashes]) < 30s') are judged only when the run carried out the
+whole scenario: an interrupted run, one that reached max_duration, lost its emulator or had a
+step fail (a wait that timed out included) says its thresholds were not judged and why. A
+quantile of a distribution without samples fails ("no samples: step 'fe01 crashes'
+disrupted no client").
+
+Exit codes: 0 the scenario completed and every threshold passed; 5 a threshold failed; 1 the
+run failed or did not complete (emulator unreachable, gone or refusing a step, a wait timed
+out, max_duration reached: thresholds not judged, the results so far are kept); 2 bad usage or
+scenario; 130 interrupted (thresholds not judged, results kept).`,
 		Example: `  fepool serve &                        # the emulator (another terminal)
   fepool load --scenario fe-crash --clients 2000
   fepool load --scenario my-scenario.yaml --out results/
@@ -267,30 +276,48 @@ func runLoad(ctx context.Context, e env, o *loadOpts, cl *admin.Client) error {
 	if err := file.Close(); err != nil && runErr == nil {
 		runErr = err
 	}
-	code, err := renderRun(e, dir, []string{resultsPath})
+	out, err := renderRun(e, dir, []string{resultsPath})
 	if err != nil {
-		return withCode(code, err)
+		return err
 	}
 	switch {
 	case runErr != nil:
-		return withCode(exitError, fmt.Errorf("the run stopped early (results so far are in %s): %w", dir, runErr))
-	case end.Reason == "interrupted":
-		return withCode(exitInterrupted, fmt.Errorf("interrupted; results so far are in %s", dir))
-	case code != 0:
-		return withCode(code, fmt.Errorf("thresholds failed (see %s)", filepath.Join(dir, "report.html")))
+		return withCode(exitError, fmt.Errorf("the run stopped early, its thresholds not judged (results so far are in %s): %w", dir, runErr))
+	case !end.Completed && ctx.Err() != nil:
+		return withCode(exitInterrupted, fmt.Errorf("%s: thresholds not judged; results so far are in %s", end.Reason, dir))
+	case out.notJudged != "":
+		return withCode(exitError, fmt.Errorf("%s (results in %s)", out.notJudgedMsg(), dir))
+	case out.failed:
+		return withCode(exitThresholds, fmt.Errorf("thresholds failed (see %s)", filepath.Join(dir, "report.html")))
 	}
 	return nil
 }
 
+// outcome is what a rendered run says of its thresholds.
+type outcome struct {
+	// failed: one failed; notJudged: why they were not judged (the run did not complete, a
+	// step failed); thresholds: the run had some.
+	failed     bool
+	notJudged  string
+	thresholds bool
+}
+
+func (o outcome) notJudgedMsg() string {
+	if o.thresholds {
+		return "thresholds not judged: " + o.notJudged
+	}
+	return o.notJudged
+}
+
 // renderRun aggregates streams (several: the shards of one run, merged), judges the
-// thresholds, prints the summary and writes summary.json and report.html to dir. It returns
-// exitThresholds when one failed.
-func renderRun(e env, dir string, streams []string) (int, error) {
+// thresholds (only when the run completed), prints the summary and writes summary.json and
+// report.html to dir. Its error carries its exit code.
+func renderRun(e env, dir string, streams []string) (outcome, error) {
 	var srcs []record.Source
 	for _, path := range streams {
 		f, err := os.Open(path)
 		if err != nil {
-			return exitUsage, err
+			return outcome{}, withCode(exitUsage, err)
 		}
 		defer f.Close()
 		srcs = append(srcs, record.Source{Name: path, R: f})
@@ -298,39 +325,36 @@ func renderRun(e env, dir string, streams []string) (int, error) {
 	agg := aggregate.New()
 	truncated, err := record.Merge(srcs, agg.Handler())
 	if err != nil {
-		return exitUsage, err
+		return outcome{}, withCode(exitUsage, err)
 	}
 	sum := agg.Summary(truncated)
 	ts, err := threshold.ParseAll(sum.Thresholds)
 	if err != nil {
-		return exitUsage, err
+		return outcome{}, withCode(exitUsage, err)
 	}
-	sum.Verdicts = threshold.Judge(sum, ts)
+	sum.Verdicts, sum.NotJudged = threshold.JudgeRun(sum, ts)
 	report.Text(e.stdout, sum)
 	js, err := json.MarshalIndent(sum, "", "  ")
 	if err != nil {
-		return exitError, err
+		return outcome{}, withCode(exitError, err)
 	}
 	if err := os.WriteFile(filepath.Join(dir, "summary.json"), js, 0o644); err != nil {
-		return exitError, err
+		return outcome{}, withCode(exitError, err)
 	}
 	htmlPath := filepath.Join(dir, "report.html")
 	hf, err := os.Create(htmlPath)
 	if err != nil {
-		return exitError, err
+		return outcome{}, withCode(exitError, err)
 	}
 	if err := report.HTML(hf, sum); err != nil {
 		hf.Close()
-		return exitError, err
+		return outcome{}, withCode(exitError, err)
 	}
 	if err := hf.Close(); err != nil {
-		return exitError, err
+		return outcome{}, withCode(exitError, err)
 	}
 	fmt.Fprintf(e.stdout, "\nReport: %s\nSummary: %s\n", htmlPath, filepath.Join(dir, "summary.json"))
-	if !threshold.Passed(sum.Verdicts) {
-		return exitThresholds, nil
-	}
-	return 0, nil
+	return outcome{failed: !threshold.Passed(sum.Verdicts), notJudged: sum.NotJudged, thresholds: len(ts) > 0}, nil
 }
 
 // resultsStream resolves a RESULTS argument: a results stream, or a results directory
@@ -355,12 +379,14 @@ func render(e env, dir string, streams []string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	code, err := renderRun(e, dir, streams)
-	if err != nil {
-		return withCode(code, err)
-	}
-	if code != 0 {
-		return withCode(code, errors.New("thresholds failed"))
+	out, err := renderRun(e, dir, streams)
+	switch {
+	case err != nil:
+		return err
+	case out.notJudged != "":
+		return withCode(exitError, errors.New(out.notJudgedMsg()))
+	case out.failed:
+		return withCode(exitThresholds, errors.New("thresholds failed"))
 	}
 	return nil
 }
@@ -375,8 +401,8 @@ func reportCmd(e env) *cobra.Command {
 		Long: `report reads a results stream written by 'fepool load' (RESULTS: results.jsonl.gz or the
 results directory holding it; also a stream cut short by a crash), aggregates it, judges the
 scenario's thresholds, prints the summary and writes summary.json and report.html to --out
-(default: the stream's directory). Exit code 5 when a threshold failed, 2 when a stream cannot
-be read.
+(default: the stream's directory). Exit code 5 when a threshold failed, 1 when the run did not
+complete (or a step failed: its thresholds are not judged), 2 when a stream cannot be read.
 
 'fepool report merge' does the same for the streams of several shards of one run.`,
 		Example: `  fepool report fepool-results/fe-crash-20261124-101500
@@ -415,7 +441,7 @@ missing shard is allowed and shown ("shards 0,2 of 3"). Clocks of different host
 
 It prints the summary and writes summary.json and report.html to --out (default: the first
 stream's directory name without its -shardIofN suffix, plus -merged). Exit code 5 when a
-threshold failed.`,
+threshold failed, 1 when a shard's run did not complete (its thresholds are not judged).`,
 		Example: `  fepool report merge fepool-results/soak-20k-20261124-100000-shard*of4
   fepool report merge --out results/merged /mnt/results/shard-*/results.jsonl.gz`,
 		Args: cobra.MinimumNArgs(1),

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -442,6 +443,80 @@ func TestRealtimeProcs(t *testing.T) {
 			}
 			if err != nil || got != tc.want {
 				t.Fatalf("got %d, %v; want %d", got, err, tc.want)
+			}
+		})
+	}
+}
+
+// A run that did not do all its scenario prints no verdict: its thresholds are not judged, the
+// summary, summary.json and report.html say why, and the exit code is not 0 (1, or 130 when
+// interrupted). Each scenario's thresholds would pass on what it recorded.
+func TestLoadNotJudged(t *testing.T) {
+	envr := registrartest.Start(t, registrartest.Topology)
+	dir := t.TempDir()
+	topo := filepath.Join(dir, "topology.yaml")
+	if err := os.WriteFile(topo, []byte(registrartest.Topology), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	const head = "clients: 5\nusers: {pools: [pool-a.contoso.com]}\nramp: {rate: 100}\nthresholds: [never_recovered == 0, never_signed_in == 0]\n"
+	for _, tc := range []struct {
+		name, scenario string
+		interrupt      bool
+		code           int
+		why, stderr    string
+	}{
+		{name: "bound", scenario: "max_duration: 2s\nsteps:\n  - {name: signed in, wait: {until: all_regular, timeout: 30s}}\n  - {name: long hold, hold: 1m}\n",
+			code: exitError, why: "the run did not complete: the run reached its bound of 2s (max_duration) before the scenario's end", stderr: "thresholds not judged: the run did not complete"},
+		{name: "wait timed out", scenario: "steps:\n  - {name: at pool-b, wait: {until: all_regular, pool: pool-b.contoso.com, timeout: 1s}}\n",
+			code: exitError, why: "step 1 'at pool-b' failed: wait timed out after 1s: 0 of 5 clients regular at pool-b.contoso.com", stderr: "thresholds not judged: step 1 'at pool-b' failed"},
+		{name: "interrupted", scenario: "steps:\n  - {name: signed in, wait: {until: all_regular, timeout: 30s}}\n  - {name: long hold, hold: 1m}\n", interrupt: true,
+			code: exitInterrupted, why: "the run did not complete: interrupted: interrupt signal received", stderr: "interrupted: interrupt signal received: thresholds not judged"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sc := filepath.Join(dir, strings.ReplaceAll(tc.name, " ", "-")+".yaml")
+			if err := os.WriteFile(sc, []byte("name: nj\n"+head+tc.scenario), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			out := filepath.Join(dir, "out-"+strings.ReplaceAll(tc.name, " ", "-"))
+			ctx, cancel := context.WithCancelCause(context.Background())
+			defer cancel(nil)
+			if tc.interrupt {
+				// as Ctrl-C does (signal.NotifyContext's cause), once the run is under way
+				go func() {
+					deadline := time.Now().Add(30 * time.Second)
+					for time.Now().Before(deadline) {
+						if regs, _ := envr.R.Registrations("user00000@contoso.com"); len(regs.Bindings) > 0 {
+							break
+						}
+						time.Sleep(10 * time.Millisecond)
+					}
+					cancel(errors.New("interrupt signal received"))
+				}()
+			}
+			code, stdout, stderr := runCLI(t, ctx, "load", "--scenario", sc, "--topology", topo, "--out", out, "--metrics", "", "--quiet", "--log-level", "error",
+				"--admin", "http://"+envr.R.AdminAddr().String(), "--token", envr.R.Token())
+			if code != tc.code || !strings.Contains(stdout, "thresholds NOT JUDGED: "+tc.why) || !strings.Contains(stderr, tc.stderr) {
+				t.Fatalf("exit %d (want %d)\n%s\n%s", code, tc.code, stdout, stderr)
+			}
+			if strings.Contains(stdout, "all thresholds passed") || strings.Contains(stdout, "PASS ") {
+				t.Errorf("a run not judged printed a verdict:\n%s", stdout)
+			}
+			var sum struct {
+				Completed bool   `json:"completed"`
+				NotJudged string `json:"not_judged"`
+				Verdicts  []any  `json:"verdicts"`
+			}
+			b, err := os.ReadFile(filepath.Join(out, "summary.json"))
+			if err != nil || json.Unmarshal(b, &sum) != nil || !strings.HasPrefix(sum.NotJudged, tc.why) || len(sum.Verdicts) != 0 {
+				t.Errorf("summary.json: %+v %v", sum, err)
+			}
+			if page, err := os.ReadFile(filepath.Join(out, "report.html")); err != nil || !strings.Contains(string(page), "NOT JUDGED") || strings.Contains(string(page), "every threshold passed") {
+				t.Errorf("report.html does not say the thresholds were not judged (%v)", err)
+			}
+			// rendered again, the stream says the same, with exit 1
+			code, stdout, _ = runCLI(t, context.Background(), "report", "--out", filepath.Join(out, "again"), out)
+			if code != exitError || !strings.Contains(stdout, "thresholds NOT JUDGED: "+tc.why) {
+				t.Errorf("report: exit %d\n%s", code, stdout)
 			}
 		})
 	}

@@ -21,7 +21,8 @@
 // Nothing measured is no pass: a quantile of a distribution without samples fails, saying
 // why ("no samples: step 'fe01 crashes' disrupted no client"), whatever its comparison. A
 // bound on a step's clients (never_recovered[crash] == 0) holds when the step disrupted
-// nobody: pair it with disrupted[crash] > 0. Everything here is pure: safe for concurrent use.
+// nobody: pair it with disrupted[crash] > 0. A run that did not complete is not judged at all
+// (NotJudged). Everything here is pure: safe for concurrent use.
 package threshold
 
 import (
@@ -162,7 +163,42 @@ func ParseAll(srcs []string) ([]Threshold, error) {
 	return out, errors.Join(errs...)
 }
 
-// Judge evaluates thresholds against a summary.
+// NotJudged says why a run's thresholds cannot be judged, or "" when they can: a run judged
+// on part of its scenario would pass on figures that miss what the scenario set out to measure
+// (the clients a later step would have disrupted, those not back yet). So a run that was
+// interrupted, reached its bound, lost its emulator, had a step fail (a wait that timed out
+// included: what followed ran on a state the scenario did not reach) or whose results stream
+// was cut short is not judged.
+func NotJudged(s aggregate.Summary) string {
+	switch {
+	case s.Truncated:
+		return "the results stream was cut short (" + s.EndReason + ")"
+	case !s.Completed:
+		why := "the run did not complete: " + s.EndReason
+		if s.Error != "" && !strings.Contains(s.EndReason, s.Error) {
+			why += " (" + s.Error + ")"
+		}
+		return why
+	}
+	for _, st := range s.Steps {
+		if st.Err != "" {
+			return fmt.Sprintf("step %d '%s' failed: %s", st.Index, st.Name, st.Err)
+		}
+	}
+	return ""
+}
+
+// JudgeRun judges a run: the verdicts, or none and why (NotJudged) when the run cannot be
+// judged (said even when there are no thresholds: the run still did not do what it planned).
+func JudgeRun(s aggregate.Summary, ts []Threshold) (verdicts []aggregate.Verdict, notJudged string) {
+	if why := NotJudged(s); why != "" {
+		return nil, why
+	}
+	return Judge(s, ts), ""
+}
+
+// Judge evaluates thresholds against a summary (whether or not the run completed: JudgeRun
+// checks that first).
 func Judge(s aggregate.Summary, ts []Threshold) []aggregate.Verdict {
 	out := make([]aggregate.Verdict, 0, len(ts))
 	for _, t := range ts {

@@ -2,6 +2,7 @@ package threshold
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 
@@ -100,7 +101,7 @@ func TestJudge(t *testing.T) {
 // p99(time_to_signed_in[fe01 crashes]) < 30s on a crash nobody noticed).
 func TestNoSamplesFails(t *testing.T) {
 	s := aggregate.Summary{
-
+		Completed: true,
 		Steps: []aggregate.Step{
 			{Index: 1, Name: "in", Action: "wait"},
 			{Index: 2, Name: "fe01 crashes", Action: "crash_fe", Disruptive: true, Measured: true},
@@ -147,7 +148,7 @@ func TestNoSamplesFails(t *testing.T) {
 }
 
 func TestContactChanges(t *testing.T) {
-	s := aggregate.Summary{Steps: []aggregate.Step{
+	s := aggregate.Summary{Completed: true, Steps: []aggregate.Step{
 		{Index: 1, Name: "refused", Action: "contacts", ContactChanges: map[string]int64{"503": 4, "0": 1, "200": 1}},
 		{Index: 2, Name: "accepted", Action: "contacts", ContactChanges: map[string]int64{"200": 6}},
 	}}
@@ -166,5 +167,49 @@ func TestContactChanges(t *testing.T) {
 		if v.Pass != (i < 4) {
 			t.Errorf("%s: pass %v (actual %s, err %q)", v.Threshold, v.Pass, v.Actual, v.Err)
 		}
+	}
+}
+
+// A run that did not do all its scenario is not judged, and says why; a completed one is.
+func TestJudgeRun(t *testing.T) {
+	done := aggregate.Summary{Completed: true, EndReason: "the scenario completed", NeverRecovered: 0,
+		Steps: []aggregate.Step{{Index: 1, Name: "crash", Action: "crash_fe", Disruptive: true, Measured: true, Disrupted: 3}}}
+	ts, err := ParseAll([]string{"never_recovered == 0", "disrupted[crash] > 0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	vs, why := JudgeRun(done, ts)
+	if why != "" || len(vs) != 2 || !Passed(vs) {
+		t.Fatalf("completed run: %+v %q", vs, why)
+	}
+	for _, tc := range []struct {
+		name string
+		edit func(*aggregate.Summary)
+		want string
+	}{
+		{"interrupted", func(s *aggregate.Summary) { s.Completed, s.EndReason = false, "interrupted: interrupt signal received" },
+			"the run did not complete: interrupted: interrupt signal received"},
+		{"bound", func(s *aggregate.Summary) {
+			s.Completed, s.EndReason = false, "the run reached its bound of 2h0m0s (max_duration) before the scenario's end"
+		}, "the run did not complete: the run reached its bound of 2h0m0s"},
+		{"emulator died", func(s *aggregate.Summary) {
+			s.Completed, s.EndReason, s.Error = false, "stopped: emulator: its admin API stopped answering", "emulator: its admin API stopped answering"
+		}, "the run did not complete: stopped: emulator: its admin API stopped answering"},
+		{"cut short", func(s *aggregate.Summary) {
+			s.Completed, s.Truncated, s.EndReason = false, true, "the results stream ends without an end record (the load generator was killed)"
+		}, "the results stream was cut short (the results stream ends without an end record"},
+		{"step failed", func(s *aggregate.Summary) {
+			s.Steps = append(s.Steps, aggregate.Step{Index: 2, Name: "back", Action: "wait", Err: "wait timed out after 5m0s: 2 of 10 clients regular"})
+		}, "step 2 'back' failed: wait timed out after 5m0s: 2 of 10 clients regular"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := done
+			s.Steps = slices.Clone(done.Steps)
+			tc.edit(&s)
+			vs, why := JudgeRun(s, ts)
+			if len(vs) != 0 || !strings.HasPrefix(why, tc.want) {
+				t.Fatalf("verdicts %+v, not judged %q; want none and %q", vs, why, tc.want)
+			}
+		})
 	}
 }
