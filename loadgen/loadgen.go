@@ -10,8 +10,10 @@
 // and the live view read; aggregation happens afterwards from the stream. Every goroutine
 // started by Run ends before Run returns.
 //
-// A run's end record says whether its scenario ran to its end (record.End.Completed): only
-// then are its thresholds judged.
+// Before a run, NewPlan (pure) and CheckEmulator (one admin API call) check what can be
+// checked, so that a run that cannot go as planned is refused before anything is created; both
+// keep no state and are safe for concurrent use. A run's end record says whether its scenario
+// ran to its end (record.End.Completed): only then are its thresholds judged.
 package loadgen
 
 import (
@@ -152,7 +154,8 @@ func Run(ctx context.Context, cfg Config) (end record.End, err error) {
 	}
 	top, err := cfg.Admin.Topology(ctx)
 	if err != nil {
-		return r.finish(record.End{Reason: "the emulator's admin API did not answer at start"}, fmt.Errorf("%w: %v", ErrEmulator, err))
+		err = adminError(err)
+		return r.finish(record.End{Reason: "the emulator's admin API failed at start"}, err)
 	}
 	if err := r.population(top); err != nil {
 		return r.finish(record.End{Reason: "no population"}, err)
@@ -229,16 +232,16 @@ func interrupted(cause error) string {
 // population picks this shard's users: the scenario's pools' users in topology order, the
 // first N of them.
 func (r *run) population(top admin.Topology) error {
-	want := r.sc.Clients
-	if r.cfg.Clients > 0 {
-		want = r.cfg.Clients
+	want, err := population(r.sc, r.cfg.Topology, r.cfg.Clients)
+	if err != nil {
+		return err
 	}
 	i := 0
 	r.cfg.Topology.Users.Each(func(u topology.User) bool {
 		if len(r.sc.Pools) > 0 && !slices.Contains(r.sc.Pools, u.Pool) {
 			return true
 		}
-		if want > 0 && i >= want {
+		if i >= want {
 			return false
 		}
 		if i%r.cfg.Shards == r.cfg.Shard {
@@ -248,10 +251,7 @@ func (r *run) population(top admin.Topology) error {
 		return true
 	})
 	if len(r.members) == 0 {
-		return fmt.Errorf("loadgen: the topology has no users for this scenario (pools %v) and shard %d/%d", r.sc.Pools, r.cfg.Shard, r.cfg.Shards)
-	}
-	if want > 0 && i < want {
-		return fmt.Errorf("loadgen: the scenario wants %d clients but the topology has only %d users in %v", want, i, r.sc.Pools)
+		return fmt.Errorf("%w: shard %d/%d has none of the %d clients", ErrPopulation, r.cfg.Shard, r.cfg.Shards, want)
 	}
 	r.addrs = map[netip.AddrPort]string{}
 	for _, f := range top.FrontEnds {

@@ -76,6 +76,11 @@ delay went from milliseconds to under half a millisecond at p99. It slows the em
 both are busy (a saturating ramp's REGISTER latencies grow), so leave it off to measure
 throughput.
 
+Before it creates anything it checks what it can: the clients asked for against the users of
+the scenario's pools, the open-file limit against the sockets of that population, and the
+emulator (its admin API answers, takes the token, runs the Front Ends and pools the scenario
+names and the listeners its clients sign in through).
+
 The scenario's thresholds (such as 'disrupted[fe01 crashes] > 0', 'never_recovered == 0',
 'p99(time_to_signed_in[fe01 crashes]) < 30s') are judged only when the run carried out the
 whole scenario: an interrupted run, one that reached max_duration, lost its emulator or had a
@@ -84,9 +89,11 @@ quantile of a distribution without samples fails ("no samples: step 'fe01 crashe
 disrupted no client").
 
 Exit codes: 0 the scenario completed and every threshold passed; 5 a threshold failed; 1 the
-run failed or did not complete (emulator unreachable, gone or refusing a step, a wait timed
-out, max_duration reached: thresholds not judged, the results so far are kept); 2 bad usage or
-scenario; 130 interrupted (thresholds not judged, results kept).`,
+emulator did not answer at start (nothing is created), or the run failed or did not complete
+(the emulator gone or refusing a step, a wait timed out, max_duration reached: thresholds not
+judged, the results so far are kept); 2 bad usage or scenario, or a check before the run failed
+(too many clients, a wrong admin token, an open-file limit too low, an emulator running another
+topology: nothing is created); 130 interrupted (thresholds not judged, results kept).`,
 		Example: `  fepool serve &                        # the emulator (another terminal)
   fepool load --scenario fe-crash --clients 2000
   fepool load --scenario my-scenario.yaml --out results/
@@ -194,22 +201,11 @@ func runLoad(ctx context.Context, e env, o *loadOpts, cl *admin.Client) error {
 			return withCode(exitUsage, fmt.Errorf("--start-at %q: %v (use RFC 3339, such as 2026-11-24T10:00:00Z)", o.startAt, err))
 		}
 	}
-	clients := sc.Clients
-	if o.clients > 0 {
-		clients = o.clients
+	plan, err := preflight(ctx, e, o, sc, cl, shard, shards)
+	if err != nil {
+		return err
 	}
-
-	// Every client owns a socket unless the scenario shares them: raise the open-file limit.
-	if sc.Client.Sockets == 0 {
-		soft, hard, err := loadgen.RaiseFileLimit()
-		need := uint64(clients/shards + 256)
-		switch {
-		case err != nil && soft == 0:
-			log.Warn().Err(err).Msg("could not read the open-file limit")
-		case soft < need:
-			return withCode(exitUsage, fmt.Errorf("the open-file limit is %d (hard limit %d) but %d clients with their own socket need about %d: raise it (ulimit -n %d, or LimitNOFILE= for a service), run fewer clients per process (--shard), or share sockets (client.sockets in the scenario)", soft, hard, clients/shards, need, need))
-		}
-	}
+	clients := plan.Clients
 	if o.realtime {
 		procs, err := realtime(e)
 		if err != nil {
@@ -291,6 +287,44 @@ func runLoad(ctx context.Context, e env, o *loadOpts, cl *admin.Client) error {
 		return withCode(exitThresholds, fmt.Errorf("thresholds failed (see %s)", filepath.Join(dir, "report.html")))
 	}
 	return nil
+}
+
+// preflight checks, before the results directory exists, what would end the run midway or
+// leave a result that measured nothing: the population against the topology's users, the
+// open-file limit against the real population's sockets, and the emulator (its admin API
+// answers, takes the token, and runs what the scenario drives). It raises the open-file soft
+// limit to the hard one on the way.
+func preflight(ctx context.Context, e env, o *loadOpts, sc *scenario.Scenario, cl *admin.Client, shard, shards int) (loadgen.Plan, error) {
+	plan, err := loadgen.NewPlan(sc, sc.Topology, o.clients, shard, shards)
+	if err != nil {
+		return plan, withCode(exitUsage, fmt.Errorf("%w: ask for fewer clients (--clients, or clients: in the scenario) or run a topology with more users (--topology)", err))
+	}
+	raise := e.raiseFileLimit
+	if raise == nil {
+		raise = loadgen.RaiseFileLimit
+	}
+	soft, hard, err := raise()
+	switch {
+	case err != nil && soft == 0:
+		fmt.Fprintf(e.stderr, "fepool load: could not read the open-file limit (%v): not checked\n", err)
+	case soft < plan.Files:
+		return plan, withCode(exitUsage, fmt.Errorf("the open-file limit is %d (hard limit %d) but this process's %d clients (%s) need about %d file descriptors: raise it (ulimit -n %d, or LimitNOFILE= for a service), run fewer clients per process (--shard i/n), or share sockets (client.sockets in the scenario)",
+			soft, hard, plan.ShardClients, sc.Client.Transport, plan.Files, plan.Files))
+	}
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	err = loadgen.CheckEmulator(cctx, cl, sc, sc.Topology)
+	switch {
+	case err == nil:
+		return plan, nil
+	case ctx.Err() != nil:
+		return plan, withCode(exitInterrupted, errors.New("interrupted before the run started"))
+	case errors.Is(err, loadgen.ErrAdminToken):
+		return plan, withCode(exitUsage, fmt.Errorf("%w: pass the token 'fepool serve' printed at start (--token or FEPOOL_ADMIN_TOKEN), or leave both unset to read the serve state file", err))
+	case errors.Is(err, loadgen.ErrMismatch):
+		return plan, withCode(exitUsage, fmt.Errorf("%w\nrun the emulator with the scenario's topology ('fepool serve --config FILE'), or give the one it runs (--topology)", err))
+	}
+	return plan, withCode(exitError, fmt.Errorf("%w: is 'fepool serve' running? (--admin or FEPOOL_ADMIN says where)", err))
 }
 
 // outcome is what a rendered run says of its thresholds.

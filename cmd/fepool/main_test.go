@@ -388,14 +388,14 @@ func TestLoadAndReport(t *testing.T) {
 	if code, _, stderr := runCLI(t, context.Background(), "load", "--scenario", "no-such-scenario", "--admin", "http://127.0.0.1:1", "--token", "x"); code != exitUsage || !strings.Contains(stderr, "fe-crash") {
 		t.Fatalf("unknown scenario: %d %s", code, stderr)
 	}
-	// An emulator that is not there: a clear message, exit 1, what was recorded kept.
+	// An emulator that is not there: a clear message, exit 1, found before anything is created.
 	unreach := filepath.Join(dir, "unreach")
 	code, _, stderr = runCLI(t, context.Background(), "load", "--scenario", "fe-crash", "--clients", "10", "--out", unreach, "--metrics", "", "--admin", "http://127.0.0.1:1", "--token", "x")
 	if code != exitError || !strings.Contains(stderr, "admin API") {
 		t.Fatalf("unreachable emulator: %d %s", code, stderr)
 	}
-	if _, err := os.Stat(filepath.Join(unreach, "results.jsonl.gz")); err != nil {
-		t.Errorf("no results kept: %v", err)
+	if _, err := os.Stat(unreach); !os.IsNotExist(err) {
+		t.Errorf("a run refused before it started left its results directory: %v", err)
 	}
 }
 
@@ -443,6 +443,78 @@ func TestRealtimeProcs(t *testing.T) {
 			}
 			if err != nil || got != tc.want {
 				t.Fatalf("got %d, %v; want %d", got, err, tc.want)
+			}
+		})
+	}
+}
+
+// runLoadCLI runs one command line in-process, with fileLimit as the open-file limits the
+// process has (soft, hard; nil: the real ones).
+func runLoadCLI(t *testing.T, ctx context.Context, fileLimit []uint64, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	e := env{stdin: strings.NewReader(""), stdout: &out, stderr: &errb, getenv: func(string) string { return "" }}
+	if fileLimit != nil {
+		e.raiseFileLimit = func() (uint64, uint64, error) { return fileLimit[0], fileLimit[1], nil }
+	}
+	code = run(ctx, args, e)
+	return code, out.String(), errb.String()
+}
+
+// What can be checked before a run starts is, before the results directory exists: each
+// refusal names the problem and what to do, exits non-zero, and leaves nothing behind.
+func TestLoadPreflight(t *testing.T) {
+	envr := registrartest.Start(t, registrartest.Topology)
+	dir := t.TempDir()
+	topo := filepath.Join(dir, "topology.yaml")
+	if err := os.WriteFile(topo, []byte(registrartest.Topology), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	write := func(name, yaml string) string {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	// no clients: every user of pool-a, 1,001 of them (the count the open-file check must use)
+	all := write("all.yaml", "name: all\nusers: {pools: [pool-a.contoso.com]}\nsteps: [{name: crash, crash_fe: fe02.pool-a.contoso.com}]\nthresholds: [never_recovered == 0]\n")
+	big := write("big.yaml", "name: big\nclients: 10\nsteps: [{name: crash, crash_fe: fe05.big.contoso.com}]\n")
+	admin := "http://" + envr.R.AdminAddr().String()
+	for _, tc := range []struct {
+		name      string
+		limit     []uint64
+		args      []string
+		code      int
+		want      []string
+		crashedFE bool
+	}{
+		{name: "more clients than the pool has users", args: []string{"--scenario", all, "--topology", topo, "--clients", "5000", "--token", envr.R.Token()},
+			code: exitUsage, want: []string{"the population does not fit the topology: 5000 clients asked for, but " + topo + " has only 1001 users in pool-a.contoso.com", "ask for fewer clients (--clients"}},
+		{name: "wrong admin token", args: []string{"--scenario", all, "--topology", topo, "--token", "not-the-token"},
+			code: exitUsage, want: []string{"the emulator refused the admin token", "HTTP 401", "pass the token 'fepool serve' printed at start (--token or FEPOOL_ADMIN_TOKEN)"}},
+		{name: "open-file limit too low for the real population", limit: []uint64{1000, 1000}, args: []string{"--scenario", all, "--topology", topo, "--token", envr.R.Token()},
+			code: exitUsage, want: []string{"the open-file limit is 1000 (hard limit 1000) but this process's 1001 clients (udp) need about 1257 file descriptors", "ulimit -n 1257", "--shard i/n", "client.sockets"}},
+		{name: "an emulator running another topology", args: []string{"--scenario", big, "--topology", filepath.Join("..", "..", "configs", "enterprise-12.yaml"), "--token", envr.R.Token()},
+			code: exitUsage, want: []string{"names Front End fe05.big.contoso.com, which the emulator (test.yaml) does not run", "--topology"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out := filepath.Join(dir, strings.ReplaceAll(tc.name, " ", "-"))
+			args := append([]string{"load", "--out", out, "--metrics", "", "--quiet", "--admin", admin}, tc.args...)
+			code, stdout, stderr := runLoadCLI(t, context.Background(), tc.limit, args...)
+			if code != tc.code {
+				t.Fatalf("exit %d, want %d\n%s%s", code, tc.code, stdout, stderr)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(stderr, w) {
+					t.Errorf("stderr lacks %q:\n%s", w, stderr)
+				}
+			}
+			if _, err := os.Stat(out); !os.IsNotExist(err) {
+				t.Errorf("a run refused before it started left %s: %v", out, err)
+			}
+			if f := envr.FrontEnd(t, "fe02.pool-a.contoso.com"); f.State != "Started" {
+				t.Errorf("a refused run carried out a step: fe02 is %s", f.State)
 			}
 		})
 	}
