@@ -9,6 +9,11 @@
 // the callback of the client that reported it and keeps the live counts the scenario's waits
 // and the live view read; aggregation happens afterwards from the stream. Every goroutine
 // started by Run ends before Run returns.
+//
+// Before a run, NewPlan (pure) and CheckEmulator (one admin API call) check what can be
+// checked, so that a run that cannot go as planned is refused before anything is created; both
+// keep no state and are safe for concurrent use. A run's end record says whether its scenario
+// ran to its end (record.End.Completed): only then are its thresholds judged.
 package loadgen
 
 import (
@@ -149,7 +154,8 @@ func Run(ctx context.Context, cfg Config) (end record.End, err error) {
 	}
 	top, err := cfg.Admin.Topology(ctx)
 	if err != nil {
-		return r.finish(record.End{Reason: "the emulator's admin API did not answer at start"}, fmt.Errorf("%w: %v", ErrEmulator, err))
+		err = adminError(err)
+		return r.finish(record.End{Reason: "the emulator's admin API failed at start"}, err)
 	}
 	if err := r.population(top); err != nil {
 		return r.finish(record.End{Reason: "no population"}, err)
@@ -177,18 +183,18 @@ func Run(ctx context.Context, cfg Config) (end record.End, err error) {
 	close(done)
 	wg.Wait()
 	r.rec.step(record.Step{T: time.Since(r.start).Nanoseconds(), Index: len(r.sc.Steps) + 1, Name: "sign out", Action: record.Teardown})
-	end = record.End{Reason: "the scenario completed"}
+	end = record.End{Reason: "the scenario completed", Completed: true}
 	runErr := stepErr
 	switch {
 	case stepErr != nil:
-		end.Reason = "stopped: " + stepErr.Error()
+		end = record.End{Reason: "stopped: " + stepErr.Error()}
 	case errors.Is(stopped, ErrEmulator):
-		end.Reason = "stopped: " + stopped.Error()
+		end = record.End{Reason: "stopped: " + stopped.Error()}
 		runErr = stopped
 	case errors.Is(stopped, errBound):
-		end.Reason = fmt.Sprintf("the run reached its bound of %s", r.sc.MaxDuration)
+		end = record.End{Reason: fmt.Sprintf("the run reached its bound of %s (max_duration) before the scenario's end", r.sc.MaxDuration)}
 	case stopped != nil:
-		end.Reason = "interrupted"
+		end = record.End{Reason: interrupted(stopped)}
 	}
 	r.closeClients()
 	r.rec.stop()
@@ -205,7 +211,7 @@ func (r *run) finish(end record.End, err error) (record.End, error) {
 		end.Err = err.Error()
 	}
 	if errors.Is(err, context.Canceled) {
-		end.Reason = "interrupted"
+		end.Reason, end.Completed = "interrupted", false
 		err = nil
 	}
 	if cerr := r.cfg.Results.Close(end); cerr != nil && err == nil {
@@ -214,19 +220,28 @@ func (r *run) finish(end record.End, err error) (record.End, error) {
 	return end, err
 }
 
+// interrupted is the end reason of a run whose context was cancelled, with the cause when it
+// says more than "context canceled" (signal.NotifyContext's "interrupt signal received").
+func interrupted(cause error) string {
+	if cause == nil || cause == context.Canceled {
+		return "interrupted"
+	}
+	return "interrupted: " + cause.Error()
+}
+
 // population picks this shard's users: the scenario's pools' users in topology order, the
 // first N of them.
 func (r *run) population(top admin.Topology) error {
-	want := r.sc.Clients
-	if r.cfg.Clients > 0 {
-		want = r.cfg.Clients
+	want, err := population(r.sc, r.cfg.Topology, r.cfg.Clients)
+	if err != nil {
+		return err
 	}
 	i := 0
 	r.cfg.Topology.Users.Each(func(u topology.User) bool {
 		if len(r.sc.Pools) > 0 && !slices.Contains(r.sc.Pools, u.Pool) {
 			return true
 		}
-		if want > 0 && i >= want {
+		if i >= want {
 			return false
 		}
 		if i%r.cfg.Shards == r.cfg.Shard {
@@ -236,10 +251,7 @@ func (r *run) population(top admin.Topology) error {
 		return true
 	})
 	if len(r.members) == 0 {
-		return fmt.Errorf("loadgen: the topology has no users for this scenario (pools %v) and shard %d/%d", r.sc.Pools, r.cfg.Shard, r.cfg.Shards)
-	}
-	if want > 0 && i < want {
-		return fmt.Errorf("loadgen: the scenario wants %d clients but the topology has only %d users in %v", want, i, r.sc.Pools)
+		return fmt.Errorf("%w: shard %d/%d has none of the %d clients", ErrPopulation, r.cfg.Shard, r.cfg.Shards, want)
 	}
 	r.addrs = map[netip.AddrPort]string{}
 	for _, f := range top.FrontEnds {

@@ -96,6 +96,9 @@ func TestRunSmallScenario(t *testing.T) {
 		t.Fatalf("run: %v (%+v)", err, end)
 	}
 	sum := summary()
+	if !end.Completed || !sum.Completed || threshold.NotJudged(sum) != "" {
+		t.Errorf("a run to its scenario's end is complete and judged: end %+v, summary completed %v, not judged %q", end, sum.Completed, threshold.NotJudged(sum))
+	}
 	if sum.Started != 60 || sum.NeverSignedIn != 0 || sum.InitialSignIn.Count != 60 || len(sum.Steps) != 8 {
 		t.Fatalf("summary: started %d never %d initial %d steps %d", sum.Started, sum.NeverSignedIn, sum.InitialSignIn.Count, len(sum.Steps))
 	}
@@ -171,8 +174,13 @@ steps:
 			if !errors.Is(err, tc.wantErr) || !strings.HasPrefix(end.Reason, tc.wantReason) {
 				t.Fatalf("end %+v, err %v; want %q, %v", end, err, tc.wantReason, tc.wantErr)
 			}
-			if sum := summary(); sum.EndReason != end.Reason || sum.InitialSignIn.Count != 10 || len(sum.Steps) != 2 {
+			sum := summary()
+			if sum.EndReason != end.Reason || sum.InitialSignIn.Count != 10 || len(sum.Steps) != 2 {
 				t.Errorf("summary: end %q, initial sign-ins %d, steps %d", sum.EndReason, sum.InitialSignIn.Count, len(sum.Steps))
+			}
+			// its thresholds are not judged: the figures miss what the rest of the scenario was for
+			if why := threshold.NotJudged(sum); end.Completed || sum.Completed || !strings.HasPrefix(why, "the run did not complete: "+tc.wantReason) {
+				t.Errorf("end completed %v, summary completed %v, not judged %q", end.Completed, sum.Completed, why)
 			}
 		})
 	}

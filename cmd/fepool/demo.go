@@ -35,7 +35,11 @@ func demoCmd(e env) *cobra.Command {
 pool-a: pool-a crashes, its users wait out the resiliency timer and sign in to pool-b in
 resiliency mode (contact-list changes refused), Invoke-CsPoolFailOver -DisasterMode gives them
 full service, pool-a returns and Invoke-CsPoolFailBack brings them home. It prints the summary
-and writes an HTML report. About 2 minutes; Ctrl-C stops it cleanly.
+and writes an HTML report. The scenario's thresholds require each step to do what it is there
+for (the crash and the failback sign clients out, the failover finds them in resiliency mode,
+contact-list changes are refused there and accepted after); they are judged only when the whole
+scenario ran. Exit codes as for 'fepool load'. About 2 minutes; Ctrl-C stops it cleanly (not
+judged, exit 130).
 
 It needs the default topology's addresses free: stop a running 'fepool serve' first.`,
 		Args: cobra.NoArgs,

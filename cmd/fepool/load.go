@@ -76,8 +76,24 @@ delay went from milliseconds to under half a millisecond at p99. It slows the em
 both are busy (a saturating ramp's REGISTER latencies grow), so leave it off to measure
 throughput.
 
-Exit codes: 0 passed; 5 a threshold failed; 1 the run failed (emulator unreachable or refusing
-a step: the results so far are kept); 2 bad usage or scenario; 130 interrupted (results kept).`,
+Before it creates anything it checks what it can: the clients asked for against the users of
+the scenario's pools, the open-file limit against the sockets of that population, and the
+emulator (its admin API answers, takes the token, runs the Front Ends and pools the scenario
+names and the listeners its clients sign in through).
+
+The scenario's thresholds (such as 'disrupted[fe01 crashes] > 0', 'never_recovered == 0',
+'p99(time_to_signed_in[fe01 crashes]) < 30s') are judged only when the run carried out the
+whole scenario: an interrupted run, one that reached max_duration, lost its emulator or had a
+step fail (a wait that timed out included) says its thresholds were not judged and why. A
+quantile of a distribution without samples fails ("no samples: step 'fe01 crashes'
+disrupted no client").
+
+Exit codes: 0 the scenario completed and every threshold passed; 5 a threshold failed; 1 the
+emulator did not answer at start (nothing is created), or the run failed or did not complete
+(the emulator gone or refusing a step, a wait timed out, max_duration reached: thresholds not
+judged, the results so far are kept); 2 bad usage or scenario, or a check before the run failed
+(too many clients, a wrong admin token, an open-file limit too low, an emulator running another
+topology: nothing is created); 130 interrupted (thresholds not judged, results kept).`,
 		Example: `  fepool serve &                        # the emulator (another terminal)
   fepool load --scenario fe-crash --clients 2000
   fepool load --scenario my-scenario.yaml --out results/
@@ -185,22 +201,11 @@ func runLoad(ctx context.Context, e env, o *loadOpts, cl *admin.Client) error {
 			return withCode(exitUsage, fmt.Errorf("--start-at %q: %v (use RFC 3339, such as 2026-11-24T10:00:00Z)", o.startAt, err))
 		}
 	}
-	clients := sc.Clients
-	if o.clients > 0 {
-		clients = o.clients
+	plan, err := preflight(ctx, e, o, sc, cl, shard, shards)
+	if err != nil {
+		return err
 	}
-
-	// Every client owns a socket unless the scenario shares them: raise the open-file limit.
-	if sc.Client.Sockets == 0 {
-		soft, hard, err := loadgen.RaiseFileLimit()
-		need := uint64(clients/shards + 256)
-		switch {
-		case err != nil && soft == 0:
-			log.Warn().Err(err).Msg("could not read the open-file limit")
-		case soft < need:
-			return withCode(exitUsage, fmt.Errorf("the open-file limit is %d (hard limit %d) but %d clients with their own socket need about %d: raise it (ulimit -n %d, or LimitNOFILE= for a service), run fewer clients per process (--shard), or share sockets (client.sockets in the scenario)", soft, hard, clients/shards, need, need))
-		}
-	}
+	clients := plan.Clients
 	if o.realtime {
 		procs, err := realtime(e)
 		if err != nil {
@@ -267,30 +272,86 @@ func runLoad(ctx context.Context, e env, o *loadOpts, cl *admin.Client) error {
 	if err := file.Close(); err != nil && runErr == nil {
 		runErr = err
 	}
-	code, err := renderRun(e, dir, []string{resultsPath})
+	out, err := renderRun(e, dir, []string{resultsPath})
 	if err != nil {
-		return withCode(code, err)
+		return err
 	}
 	switch {
 	case runErr != nil:
-		return withCode(exitError, fmt.Errorf("the run stopped early (results so far are in %s): %w", dir, runErr))
-	case end.Reason == "interrupted":
-		return withCode(exitInterrupted, fmt.Errorf("interrupted; results so far are in %s", dir))
-	case code != 0:
-		return withCode(code, fmt.Errorf("thresholds failed (see %s)", filepath.Join(dir, "report.html")))
+		return withCode(exitError, fmt.Errorf("the run stopped early, its thresholds not judged (results so far are in %s): %w", dir, runErr))
+	case !end.Completed && ctx.Err() != nil:
+		return withCode(exitInterrupted, fmt.Errorf("%s: thresholds not judged; results so far are in %s", end.Reason, dir))
+	case out.notJudged != "":
+		return withCode(exitError, fmt.Errorf("%s (results in %s)", out.notJudgedMsg(), dir))
+	case out.failed:
+		return withCode(exitThresholds, fmt.Errorf("thresholds failed (see %s)", filepath.Join(dir, "report.html")))
 	}
 	return nil
 }
 
+// preflight checks, before the results directory exists, what would end the run midway or
+// leave a result that measured nothing: the population against the topology's users, the
+// open-file limit against the real population's sockets, and the emulator (its admin API
+// answers, takes the token, and runs what the scenario drives). It raises the open-file soft
+// limit to the hard one on the way.
+func preflight(ctx context.Context, e env, o *loadOpts, sc *scenario.Scenario, cl *admin.Client, shard, shards int) (loadgen.Plan, error) {
+	plan, err := loadgen.NewPlan(sc, sc.Topology, o.clients, shard, shards)
+	if err != nil {
+		return plan, withCode(exitUsage, fmt.Errorf("%w: ask for fewer clients (--clients, or clients: in the scenario) or run a topology with more users (--topology)", err))
+	}
+	raise := e.raiseFileLimit
+	if raise == nil {
+		raise = loadgen.RaiseFileLimit
+	}
+	soft, hard, err := raise()
+	switch {
+	case err != nil && soft == 0:
+		fmt.Fprintf(e.stderr, "fepool load: could not read the open-file limit (%v): not checked\n", err)
+	case soft < plan.Files:
+		return plan, withCode(exitUsage, fmt.Errorf("the open-file limit is %d (hard limit %d) but this process's %d clients (%s) need about %d file descriptors: raise it (ulimit -n %d, or LimitNOFILE= for a service), run fewer clients per process (--shard i/n), or share sockets (client.sockets in the scenario)",
+			soft, hard, plan.ShardClients, sc.Client.Transport, plan.Files, plan.Files))
+	}
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	err = loadgen.CheckEmulator(cctx, cl, sc, sc.Topology)
+	switch {
+	case err == nil:
+		return plan, nil
+	case ctx.Err() != nil:
+		return plan, withCode(exitInterrupted, errors.New("interrupted before the run started"))
+	case errors.Is(err, loadgen.ErrAdminToken):
+		return plan, withCode(exitUsage, fmt.Errorf("%w: pass the token 'fepool serve' printed at start (--token or FEPOOL_ADMIN_TOKEN), or leave both unset to read the serve state file", err))
+	case errors.Is(err, loadgen.ErrMismatch):
+		return plan, withCode(exitUsage, fmt.Errorf("%w\nrun the emulator with the scenario's topology ('fepool serve --config FILE'), or give the one it runs (--topology)", err))
+	}
+	return plan, withCode(exitError, fmt.Errorf("%w: is 'fepool serve' running? (--admin or FEPOOL_ADMIN says where)", err))
+}
+
+// outcome is what a rendered run says of its thresholds.
+type outcome struct {
+	// failed: one failed; notJudged: why they were not judged (the run did not complete, a
+	// step failed); thresholds: the run had some.
+	failed     bool
+	notJudged  string
+	thresholds bool
+}
+
+func (o outcome) notJudgedMsg() string {
+	if o.thresholds {
+		return "thresholds not judged: " + o.notJudged
+	}
+	return o.notJudged
+}
+
 // renderRun aggregates streams (several: the shards of one run, merged), judges the
-// thresholds, prints the summary and writes summary.json and report.html to dir. It returns
-// exitThresholds when one failed.
-func renderRun(e env, dir string, streams []string) (int, error) {
+// thresholds (only when the run completed), prints the summary and writes summary.json and
+// report.html to dir. Its error carries its exit code.
+func renderRun(e env, dir string, streams []string) (outcome, error) {
 	var srcs []record.Source
 	for _, path := range streams {
 		f, err := os.Open(path)
 		if err != nil {
-			return exitUsage, err
+			return outcome{}, withCode(exitUsage, err)
 		}
 		defer f.Close()
 		srcs = append(srcs, record.Source{Name: path, R: f})
@@ -298,39 +359,36 @@ func renderRun(e env, dir string, streams []string) (int, error) {
 	agg := aggregate.New()
 	truncated, err := record.Merge(srcs, agg.Handler())
 	if err != nil {
-		return exitUsage, err
+		return outcome{}, withCode(exitUsage, err)
 	}
 	sum := agg.Summary(truncated)
 	ts, err := threshold.ParseAll(sum.Thresholds)
 	if err != nil {
-		return exitUsage, err
+		return outcome{}, withCode(exitUsage, err)
 	}
-	sum.Verdicts = threshold.Judge(sum, ts)
+	sum.Verdicts, sum.NotJudged = threshold.JudgeRun(sum, ts)
 	report.Text(e.stdout, sum)
 	js, err := json.MarshalIndent(sum, "", "  ")
 	if err != nil {
-		return exitError, err
+		return outcome{}, withCode(exitError, err)
 	}
 	if err := os.WriteFile(filepath.Join(dir, "summary.json"), js, 0o644); err != nil {
-		return exitError, err
+		return outcome{}, withCode(exitError, err)
 	}
 	htmlPath := filepath.Join(dir, "report.html")
 	hf, err := os.Create(htmlPath)
 	if err != nil {
-		return exitError, err
+		return outcome{}, withCode(exitError, err)
 	}
 	if err := report.HTML(hf, sum); err != nil {
 		hf.Close()
-		return exitError, err
+		return outcome{}, withCode(exitError, err)
 	}
 	if err := hf.Close(); err != nil {
-		return exitError, err
+		return outcome{}, withCode(exitError, err)
 	}
 	fmt.Fprintf(e.stdout, "\nReport: %s\nSummary: %s\n", htmlPath, filepath.Join(dir, "summary.json"))
-	if !threshold.Passed(sum.Verdicts) {
-		return exitThresholds, nil
-	}
-	return 0, nil
+	return outcome{failed: !threshold.Passed(sum.Verdicts), notJudged: sum.NotJudged, thresholds: len(ts) > 0}, nil
 }
 
 // resultsStream resolves a RESULTS argument: a results stream, or a results directory
@@ -355,12 +413,14 @@ func render(e env, dir string, streams []string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	code, err := renderRun(e, dir, streams)
-	if err != nil {
-		return withCode(code, err)
-	}
-	if code != 0 {
-		return withCode(code, errors.New("thresholds failed"))
+	out, err := renderRun(e, dir, streams)
+	switch {
+	case err != nil:
+		return err
+	case out.notJudged != "":
+		return withCode(exitError, errors.New(out.notJudgedMsg()))
+	case out.failed:
+		return withCode(exitThresholds, errors.New("thresholds failed"))
 	}
 	return nil
 }
@@ -375,8 +435,8 @@ func reportCmd(e env) *cobra.Command {
 		Long: `report reads a results stream written by 'fepool load' (RESULTS: results.jsonl.gz or the
 results directory holding it; also a stream cut short by a crash), aggregates it, judges the
 scenario's thresholds, prints the summary and writes summary.json and report.html to --out
-(default: the stream's directory). Exit code 5 when a threshold failed, 2 when a stream cannot
-be read.
+(default: the stream's directory). Exit code 5 when a threshold failed, 1 when the run did not
+complete (or a step failed: its thresholds are not judged), 2 when a stream cannot be read.
 
 'fepool report merge' does the same for the streams of several shards of one run.`,
 		Example: `  fepool report fepool-results/fe-crash-20261124-101500
@@ -415,7 +475,7 @@ missing shard is allowed and shown ("shards 0,2 of 3"). Clocks of different host
 
 It prints the summary and writes summary.json and report.html to --out (default: the first
 stream's directory name without its -shardIofN suffix, plus -merged). Exit code 5 when a
-threshold failed.`,
+threshold failed, 1 when a shard's run did not complete (its thresholds are not judged).`,
 		Example: `  fepool report merge fepool-results/soak-20k-20261124-100000-shard*of4
   fepool report merge --out results/merged /mnt/results/shard-*/results.jsonl.gz`,
 		Args: cobra.MinimumNArgs(1),

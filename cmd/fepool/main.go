@@ -53,6 +53,9 @@ type env struct {
 	stdin          io.Reader
 	stdout, stderr io.Writer
 	getenv         func(string) string
+	// raiseFileLimit raises the open-file soft limit to the hard one and returns both (nil:
+	// loadgen.RaiseFileLimit); tests give a low one.
+	raiseFileLimit func() (soft, hard uint64, err error)
 }
 
 func main() {

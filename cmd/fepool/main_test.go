@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -387,14 +388,14 @@ func TestLoadAndReport(t *testing.T) {
 	if code, _, stderr := runCLI(t, context.Background(), "load", "--scenario", "no-such-scenario", "--admin", "http://127.0.0.1:1", "--token", "x"); code != exitUsage || !strings.Contains(stderr, "fe-crash") {
 		t.Fatalf("unknown scenario: %d %s", code, stderr)
 	}
-	// An emulator that is not there: a clear message, exit 1, what was recorded kept.
+	// An emulator that is not there: a clear message, exit 1, found before anything is created.
 	unreach := filepath.Join(dir, "unreach")
 	code, _, stderr = runCLI(t, context.Background(), "load", "--scenario", "fe-crash", "--clients", "10", "--out", unreach, "--metrics", "", "--admin", "http://127.0.0.1:1", "--token", "x")
 	if code != exitError || !strings.Contains(stderr, "admin API") {
 		t.Fatalf("unreachable emulator: %d %s", code, stderr)
 	}
-	if _, err := os.Stat(filepath.Join(unreach, "results.jsonl.gz")); err != nil {
-		t.Errorf("no results kept: %v", err)
+	if _, err := os.Stat(unreach); !os.IsNotExist(err) {
+		t.Errorf("a run refused before it started left its results directory: %v", err)
 	}
 }
 
@@ -442,6 +443,152 @@ func TestRealtimeProcs(t *testing.T) {
 			}
 			if err != nil || got != tc.want {
 				t.Fatalf("got %d, %v; want %d", got, err, tc.want)
+			}
+		})
+	}
+}
+
+// runLoadCLI runs one command line in-process, with fileLimit as the open-file limits the
+// process has (soft, hard; nil: the real ones).
+func runLoadCLI(t *testing.T, ctx context.Context, fileLimit []uint64, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	e := env{stdin: strings.NewReader(""), stdout: &out, stderr: &errb, getenv: func(string) string { return "" }}
+	if fileLimit != nil {
+		e.raiseFileLimit = func() (uint64, uint64, error) { return fileLimit[0], fileLimit[1], nil }
+	}
+	code = run(ctx, args, e)
+	return code, out.String(), errb.String()
+}
+
+// What can be checked before a run starts is, before the results directory exists: each
+// refusal names the problem and what to do, exits non-zero, and leaves nothing behind.
+func TestLoadPreflight(t *testing.T) {
+	envr := registrartest.Start(t, registrartest.Topology)
+	dir := t.TempDir()
+	topo := filepath.Join(dir, "topology.yaml")
+	if err := os.WriteFile(topo, []byte(registrartest.Topology), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	write := func(name, yaml string) string {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	// no clients: every user of pool-a, 1,001 of them (the count the open-file check must use)
+	all := write("all.yaml", "name: all\nusers: {pools: [pool-a.contoso.com]}\nsteps: [{name: crash, crash_fe: fe02.pool-a.contoso.com}]\nthresholds: [never_recovered == 0]\n")
+	big := write("big.yaml", "name: big\nclients: 10\nsteps: [{name: crash, crash_fe: fe05.big.contoso.com}]\n")
+	admin := "http://" + envr.R.AdminAddr().String()
+	for _, tc := range []struct {
+		name      string
+		limit     []uint64
+		args      []string
+		code      int
+		want      []string
+		crashedFE bool
+	}{
+		{name: "more clients than the pool has users", args: []string{"--scenario", all, "--topology", topo, "--clients", "5000", "--token", envr.R.Token()},
+			code: exitUsage, want: []string{"the population does not fit the topology: 5000 clients asked for, but " + topo + " has only 1001 users in pool-a.contoso.com", "ask for fewer clients (--clients"}},
+		{name: "wrong admin token", args: []string{"--scenario", all, "--topology", topo, "--token", "not-the-token"},
+			code: exitUsage, want: []string{"the emulator refused the admin token", "HTTP 401", "pass the token 'fepool serve' printed at start (--token or FEPOOL_ADMIN_TOKEN)"}},
+		{name: "open-file limit too low for the real population", limit: []uint64{1000, 1000}, args: []string{"--scenario", all, "--topology", topo, "--token", envr.R.Token()},
+			code: exitUsage, want: []string{"the open-file limit is 1000 (hard limit 1000) but this process's 1001 clients (udp) need about 1257 file descriptors", "ulimit -n 1257", "--shard i/n", "client.sockets"}},
+		{name: "an emulator running another topology", args: []string{"--scenario", big, "--topology", filepath.Join("..", "..", "configs", "enterprise-12.yaml"), "--token", envr.R.Token()},
+			code: exitUsage, want: []string{"names Front End fe05.big.contoso.com, which the emulator (test.yaml) does not run", "--topology"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out := filepath.Join(dir, strings.ReplaceAll(tc.name, " ", "-"))
+			args := append([]string{"load", "--out", out, "--metrics", "", "--quiet", "--admin", admin}, tc.args...)
+			code, stdout, stderr := runLoadCLI(t, context.Background(), tc.limit, args...)
+			if code != tc.code {
+				t.Fatalf("exit %d, want %d\n%s%s", code, tc.code, stdout, stderr)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(stderr, w) {
+					t.Errorf("stderr lacks %q:\n%s", w, stderr)
+				}
+			}
+			if _, err := os.Stat(out); !os.IsNotExist(err) {
+				t.Errorf("a run refused before it started left %s: %v", out, err)
+			}
+			if f := envr.FrontEnd(t, "fe02.pool-a.contoso.com"); f.State != "Started" {
+				t.Errorf("a refused run carried out a step: fe02 is %s", f.State)
+			}
+		})
+	}
+}
+
+// A run that did not do all its scenario prints no verdict: its thresholds are not judged, the
+// summary, summary.json and report.html say why, and the exit code is not 0 (1, or 130 when
+// interrupted). Each scenario's thresholds would pass on what it recorded.
+func TestLoadNotJudged(t *testing.T) {
+	envr := registrartest.Start(t, registrartest.Topology)
+	dir := t.TempDir()
+	topo := filepath.Join(dir, "topology.yaml")
+	if err := os.WriteFile(topo, []byte(registrartest.Topology), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	const head = "clients: 5\nusers: {pools: [pool-a.contoso.com]}\nramp: {rate: 100}\nthresholds: [never_recovered == 0, never_signed_in == 0]\n"
+	for _, tc := range []struct {
+		name, scenario string
+		interrupt      bool
+		code           int
+		why, stderr    string
+	}{
+		{name: "bound", scenario: "max_duration: 2s\nsteps:\n  - {name: signed in, wait: {until: all_regular, timeout: 30s}}\n  - {name: long hold, hold: 1m}\n",
+			code: exitError, why: "the run did not complete: the run reached its bound of 2s (max_duration) before the scenario's end", stderr: "thresholds not judged: the run did not complete"},
+		{name: "wait timed out", scenario: "steps:\n  - {name: at pool-b, wait: {until: all_regular, pool: pool-b.contoso.com, timeout: 1s}}\n",
+			code: exitError, why: "step 1 'at pool-b' failed: wait timed out after 1s: 0 of 5 clients regular at pool-b.contoso.com", stderr: "thresholds not judged: step 1 'at pool-b' failed"},
+		{name: "interrupted", scenario: "steps:\n  - {name: signed in, wait: {until: all_regular, timeout: 30s}}\n  - {name: long hold, hold: 1m}\n", interrupt: true,
+			code: exitInterrupted, why: "the run did not complete: interrupted: interrupt signal received", stderr: "interrupted: interrupt signal received: thresholds not judged"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sc := filepath.Join(dir, strings.ReplaceAll(tc.name, " ", "-")+".yaml")
+			if err := os.WriteFile(sc, []byte("name: nj\n"+head+tc.scenario), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			out := filepath.Join(dir, "out-"+strings.ReplaceAll(tc.name, " ", "-"))
+			ctx, cancel := context.WithCancelCause(context.Background())
+			defer cancel(nil)
+			if tc.interrupt {
+				// as Ctrl-C does (signal.NotifyContext's cause), once the run is under way
+				go func() {
+					deadline := time.Now().Add(30 * time.Second)
+					for time.Now().Before(deadline) {
+						if regs, _ := envr.R.Registrations("user00000@contoso.com"); len(regs.Bindings) > 0 {
+							break
+						}
+						time.Sleep(10 * time.Millisecond)
+					}
+					cancel(errors.New("interrupt signal received"))
+				}()
+			}
+			code, stdout, stderr := runCLI(t, ctx, "load", "--scenario", sc, "--topology", topo, "--out", out, "--metrics", "", "--quiet", "--log-level", "error",
+				"--admin", "http://"+envr.R.AdminAddr().String(), "--token", envr.R.Token())
+			if code != tc.code || !strings.Contains(stdout, "thresholds NOT JUDGED: "+tc.why) || !strings.Contains(stderr, tc.stderr) {
+				t.Fatalf("exit %d (want %d)\n%s\n%s", code, tc.code, stdout, stderr)
+			}
+			if strings.Contains(stdout, "all thresholds passed") || strings.Contains(stdout, "PASS ") {
+				t.Errorf("a run not judged printed a verdict:\n%s", stdout)
+			}
+			var sum struct {
+				Completed bool   `json:"completed"`
+				NotJudged string `json:"not_judged"`
+				Verdicts  []any  `json:"verdicts"`
+			}
+			b, err := os.ReadFile(filepath.Join(out, "summary.json"))
+			if err != nil || json.Unmarshal(b, &sum) != nil || !strings.HasPrefix(sum.NotJudged, tc.why) || len(sum.Verdicts) != 0 {
+				t.Errorf("summary.json: %+v %v", sum, err)
+			}
+			if page, err := os.ReadFile(filepath.Join(out, "report.html")); err != nil || !strings.Contains(string(page), "NOT JUDGED") || strings.Contains(string(page), "every threshold passed") {
+				t.Errorf("report.html does not say the thresholds were not judged (%v)", err)
+			}
+			// rendered again, the stream says the same, with exit 1
+			code, stdout, _ = runCLI(t, context.Background(), "report", "--out", filepath.Join(out, "again"), out)
+			if code != exitError || !strings.Contains(stdout, "thresholds NOT JUDGED: "+tc.why) {
+				t.Errorf("report: exit %d\n%s", code, stdout)
 			}
 		})
 	}

@@ -184,10 +184,12 @@ type Summary struct {
 	Of     int   `json:"of"`
 	// Started counts the clients that were started (the population of these shards).
 	Started int `json:"started"`
-	// EndReason says how the run ended; Truncated that a stream was cut short.
+	// EndReason says how the run ended; Truncated that a stream was cut short. Completed says
+	// every stream is whole and its scenario ran to its end: the figures cover the whole plan.
 	EndReason  string   `json:"end_reason"`
 	Error      string   `json:"error,omitempty"`
 	Truncated  bool     `json:"truncated,omitempty"`
+	Completed  bool     `json:"completed"`
 	Thresholds []string `json:"thresholds,omitempty"`
 	// Realtime says every load process ran under real-time scheduling.
 	Realtime bool `json:"realtime,omitempty"`
@@ -210,8 +212,10 @@ type Summary struct {
 	Steps  []Step `json:"steps"`
 	Series Series `json:"series"`
 
-	// Verdicts are the thresholds judged against this summary (package threshold).
-	Verdicts []Verdict `json:"verdicts,omitempty"`
+	// Verdicts are the thresholds judged against this summary (package threshold); NotJudged
+	// says why they were not (the run did not complete, a step failed), and then there are none.
+	Verdicts  []Verdict `json:"verdicts,omitempty"`
+	NotJudged string    `json:"not_judged,omitempty"`
 
 	// Over all disruptive steps (the thresholds' default scope).
 	TimeToSignedIn       Dist `json:"time_to_signed_in"`
@@ -252,6 +256,7 @@ type Aggregator struct {
 	lastT                                         int64
 	shards                                        map[int]bool
 	ends                                          int // end records read (one per stream)
+	incomplete                                    int // of which say the scenario did not run to its end
 	// torn: the shards whose teardown was read (their clients' later events are ignored);
 	// tornDown: all were, the measurement is over.
 	torn     map[int]bool
@@ -528,12 +533,21 @@ func (a *Aggregator) Event(e record.Event) {
 	}
 }
 
+// legacyCompleted is the end reason of a completed run in streams written before End.Completed
+// existed (the same version of the format): such a run did complete.
+const legacyCompleted = "the scenario completed"
+
 // End takes a stream's end record.
 func (a *Aggregator) End(e record.End) {
 	a.advance(e.T)
 	a.ends++
-	if a.sum.EndReason == "" || e.Err != "" {
+	completed := e.Completed || e.Reason == legacyCompleted
+	// the reason shown is the first stream's, unless a later one did not complete or failed
+	if a.sum.EndReason == "" || e.Err != "" || !completed && a.incomplete == 0 {
 		a.sum.EndReason = e.Reason
+	}
+	if !completed {
+		a.incomplete++
 	}
 	if e.Err != "" {
 		a.sum.Error = e.Err
@@ -549,6 +563,7 @@ func (a *Aggregator) Summary(truncated bool) Summary {
 	s.Seconds = seconds(end)
 	ended := a.ends >= len(a.shards) // one stream per shard
 	s.Truncated = truncated || !ended
+	s.Completed = !s.Truncated && a.incomplete == 0
 	if !ended && s.EndReason == "" {
 		s.EndReason = "the results stream ends without an end record (the load generator was killed)"
 	}

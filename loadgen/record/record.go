@@ -117,6 +117,10 @@ type End struct {
 	Kind   string `json:"kind"`
 	T      int64  `json:"t"`
 	Reason string `json:"reason"`
+	// Completed says the scenario ran to its end (its last step, or an end step): only a
+	// completed run's thresholds are judged. Interrupted, bounded and failed runs leave it
+	// false; Reason says why.
+	Completed bool `json:"completed,omitempty"`
 	// Err is set when the run ended because something failed (the emulator went away).
 	Err string `json:"err,omitempty"`
 }

@@ -94,7 +94,7 @@ type page struct {
 func HTML(w io.Writer, s aggregate.Summary) error {
 	p := page{
 		S: s, Start: startTime(s.Start), Duration: fmtSeconds(s.Seconds), Shards: shards(s),
-		Quantiles: quantiles, Verdicts: len(s.Verdicts) > 0, Passed: passed(s.Verdicts),
+		Quantiles: quantiles, Verdicts: len(s.Verdicts) > 0 && s.NotJudged == "", Passed: passed(s.Verdicts) && s.NotJudged == "",
 		EchartsJS: template.JS(echartsJS), EchartsVersion: EchartsVersion,
 	}
 	qs := func(d aggregate.Dist) []string {
@@ -409,6 +409,7 @@ table.kv th { width: 11em; }
 .pass { background: #e3f6e3; color: #11661b; font-weight: bold; }
 .fail { background: #fbe3e3; color: #a01515; font-weight: bold; }
 .warn { color: #a01515; }
+.notjudged { background: #fff1d6; color: #7a4b00; font-weight: bold; }
 .muted { color: #777; }
 .badge { display: inline-block; padding: .15em .6em; border-radius: .3em; }
 .chart { width: 100%; height: 440px; }
@@ -420,7 +421,8 @@ table.kv th { width: 11em; }
 <body>
 <h1>fepool load report: {{.S.Scenario}}</h1>
 {{with .S.Description}}<p class="desc">{{.}}</p>{{end}}
-{{if .Verdicts}}<p>Verdict: {{if .Passed}}<span class="badge pass">PASS</span> every threshold passed{{else}}<span class="badge fail">FAIL</span> some thresholds failed{{end}}</p>{{end}}
+{{if and .S.NotJudged .S.Thresholds}}<p>Verdict: <span class="badge notjudged">NOT JUDGED</span> {{.S.NotJudged}}</p>
+{{else if .Verdicts}}<p>Verdict: {{if .Passed}}<span class="badge pass">PASS</span> every threshold passed{{else}}<span class="badge fail">FAIL</span> some thresholds failed{{end}}</p>{{end}}
 
 <h2>Run</h2>
 <table class="kv">
@@ -442,7 +444,7 @@ table.kv th { width: 11em; }
 {{range .S.Verdicts}}<tr><td class="{{if .Pass}}pass{{else}}fail{{end}}">{{if .Pass}}PASS{{else}}FAIL{{end}}</td><td><code>{{.Threshold}}</code></td><td class="num">{{.Actual}}</td><td>{{.Err}}</td></tr>
 {{end}}</table>
 {{else if .S.Thresholds}}
-<p class="muted">Not judged:</p>
+<p class="muted">Not judged{{with .S.NotJudged}}: {{.}}{{end}}</p>
 <ul>{{range .S.Thresholds}}<li><code>{{.}}</code></li>{{end}}</ul>
 {{else}}
 <p class="muted">No thresholds.</p>

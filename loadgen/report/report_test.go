@@ -352,3 +352,35 @@ func TestEmbeddedLibrary(t *testing.T) {
 		t.Errorf("echarts.min.js is not version %s", EchartsVersion)
 	}
 }
+
+// A run whose thresholds were not judged says so and why, in both reports, and never that they
+// passed, even were passing verdicts left in the summary.
+func TestNotJudged(t *testing.T) {
+	s := run(t, "failover-soak", "crash pool A")
+	s.Completed, s.EndReason = false, "interrupted: interrupt signal received"
+	s.NotJudged = "the run did not complete: interrupted: interrupt signal received"
+	s.Verdicts[1].Pass = true // every verdict passes: still no pass
+
+	var b strings.Builder
+	Text(&b, s)
+	out := b.String()
+	if !strings.Contains(out, "thresholds NOT JUDGED: the run did not complete: interrupted: interrupt signal received\n  p99(time_to_service) < 5s\n  never_recovered == 0\n") {
+		t.Errorf("the text does not say the thresholds were not judged:\n%s", out)
+	}
+	for _, bad := range []string{"all thresholds passed", "PASS ", "FAIL "} {
+		if strings.Contains(out, bad) {
+			t.Errorf("the text of a run not judged holds %q:\n%s", bad, out)
+		}
+	}
+
+	page := renderHTML(t, s)
+	if !strings.Contains(page, `<span class="badge notjudged">NOT JUDGED</span> the run did not complete: interrupted: interrupt signal received`) ||
+		!strings.Contains(page, `<p class="muted">Not judged: the run did not complete`) {
+		t.Error("the page does not say the thresholds were not judged")
+	}
+	for _, bad := range []string{"every threshold passed", `class="pass">PASS`, `<span class="badge pass">`} {
+		if strings.Contains(page, bad) {
+			t.Errorf("the page of a run not judged holds %q", bad)
+		}
+	}
+}

@@ -235,7 +235,14 @@ func Text(w io.Writer, s aggregate.Summary) {
 	fmt.Fprintf(w, "responses: %s\n", strings.Join(rs, ", "))
 	fmt.Fprintf(w, "recorder lag: p99 %s, max %s%s\n", dq(s.RecorderLag, "p99"), dq(s.RecorderLag, "max"), lagNote(s))
 
-	if len(s.Verdicts) > 0 {
+	switch {
+	case s.NotJudged != "" && len(s.Thresholds) > 0:
+		// never a verdict on a run that did not do what its scenario planned
+		fmt.Fprintf(w, "\nthresholds NOT JUDGED: %s\n", clean(s.NotJudged))
+		for _, t := range s.Thresholds {
+			fmt.Fprintf(w, "  %s\n", clean(t))
+		}
+	case len(s.Verdicts) > 0:
 		fmt.Fprintln(w)
 		for _, v := range s.Verdicts {
 			verdict := "FAIL"
@@ -253,7 +260,7 @@ func Text(w io.Writer, s aggregate.Summary) {
 		} else {
 			fmt.Fprintln(w, "some thresholds FAILED")
 		}
-	} else if len(s.Thresholds) > 0 {
+	case len(s.Thresholds) > 0:
 		fmt.Fprintf(w, "\nthresholds not judged: %s\n", clean(strings.Join(s.Thresholds, "; ")))
 	}
 }

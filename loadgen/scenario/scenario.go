@@ -418,12 +418,23 @@ func (v *validator) resolve(f *file) *Scenario {
 		if t.Step == "" {
 			continue
 		}
-		found := false
-		for _, st := range s.Steps {
-			found = found || st.Name == t.Step || fmt.Sprint(st.Index) == t.Step
+		path := fmt.Sprintf("thresholds[%d]", i)
+		var named *Step
+		for k := range s.Steps {
+			if st := &s.Steps[k]; st.Name == t.Step || fmt.Sprint(st.Index) == t.Step {
+				named = st
+				break
+			}
 		}
-		if !found {
-			v.fail(fmt.Sprintf("thresholds[%d]", i), "no step named %q", t.Step)
+		// A threshold on a step that measures nothing would pass on nothing (a wait opens no
+		// measurement window: never_recovered[signed in] is always 0).
+		switch {
+		case named == nil:
+			v.fail(path, "no step named %q", t.Step)
+		case t.ContactStep() && named.Action != Contacts:
+			v.fail(path, "%s counts the changes of a contacts step; step %q is a %s step", t.Metric, t.Step, named.Action)
+		case !t.ContactStep() && !named.Disruptive():
+			v.fail(path, "%s[%s] would measure nothing: step %q is a %s step, which opens no measurement window (name a step that changes the emulator: crash_fe, stop_fe, start_fe, crash_pool, stop_pool, start_pool, backend_down, backend_up, partition, heal, failover, failback)", t.Metric, t.Step, t.Step, named.Action)
 		}
 	}
 	return s

@@ -1,6 +1,7 @@
 package scenario
 
 import (
+	"fmt"
 	"io/fs"
 	"path/filepath"
 	"strings"
@@ -8,6 +9,8 @@ import (
 	"time"
 
 	"github.com/fepool/fepool/configs"
+	"github.com/fepool/fepool/loadgen/aggregate"
+	"github.com/fepool/fepool/loadgen/threshold"
 	"github.com/fepool/fepool/registrar/topology"
 )
 
@@ -27,6 +30,74 @@ func TestShippedScenarios(t *testing.T) {
 		if s.Name+".yaml" != e.Name() || len(s.Steps) == 0 || s.Topology == nil {
 			t.Errorf("%s: name %q, %d steps", e.Name(), s.Name, len(s.Steps))
 		}
+		for _, miss := range unrequired(s) {
+			t.Errorf("%s: %s", e.Name(), miss)
+		}
+	}
+}
+
+// unrequired lists the steps of s meant to disrupt clients that no threshold requires to: a
+// crash or stop of a Front End or pool and a failback must sign some clients out (disrupted >
+// 0), a failover must find some degraded (in resiliency mode, not always signed out). A step
+// another disruptive step follows at once is exempt: they make one event (the crashes that
+// take quorum away), and the clients count in the last one's window. A threshold requires it
+// when it fails on a run where the step disrupted and degraded nobody.
+func unrequired(s *Scenario) []string {
+	var out []string
+	nobody := aggregate.Summary{Completed: true}
+	for _, st := range s.Steps {
+		nobody.Steps = append(nobody.Steps, aggregate.Step{Index: st.Index, Name: st.Name, Action: st.Action, Disruptive: st.Disruptive(), Measured: st.Disruptive()})
+	}
+	for i, st := range s.Steps {
+		metric := map[string]string{CrashFE: "disrupted", StopFE: "disrupted", CrashPool: "disrupted", StopPool: "disrupted", FailBack: "disrupted", FailOver: "degraded"}[st.Action]
+		if metric == "" {
+			continue
+		}
+		if i+1 < len(s.Steps) {
+			if next := s.Steps[i+1]; next.Disruptive() && next.After == 0 && !next.HasAt {
+				continue
+			}
+		}
+		required := false
+		for _, v := range threshold.Judge(nobody, s.Thresholds) {
+			t, _ := threshold.Parse(v.Threshold)
+			named := t.Step == st.Name || t.Step == fmt.Sprint(st.Index)
+			required = required || t.Metric == metric && named && !v.Pass
+		}
+		if !required {
+			out = append(out, fmt.Sprintf("step %d %q (%s) is not required to disrupt anyone: add %s[%s] > 0", st.Index, st.Name, st.Action, metric, st.Name))
+		}
+	}
+	return out
+}
+
+func TestUnrequired(t *testing.T) {
+	for _, tc := range []struct {
+		name, thresholds string
+		want             []string
+	}{
+		{"none", "[never_recovered == 0]", []string{`step 2 "crash"`, `step 3 "failover" (failover) is not required to disrupt anyone: add degraded[failover] > 0`}},
+		{"upper bound only", `["disrupted[crash] < 5", "degraded[failover] >= 0"]`, []string{`step 2 "crash"`, `step 3 "failover"`}},
+		{"wrong metric", `["degraded[crash] > 0", "disrupted[failover] > 0"]`, []string{`step 2 "crash"`, `step 3 "failover"`}},
+		{"both", `["disrupted[crash] > 0", "degraded[3] >= 1"]`, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			src := strings.Replace(strings.Replace(good, "{at: 30s, crash_pool", "{name: crash, at: 30s, crash_pool", 1), "{after: 5s, failover", "{name: failover, after: 5s, failover", 1)
+			src = src[:strings.Index(src, "thresholds:")] + "thresholds: " + tc.thresholds + "\n"
+			s, err := Parse("t.yaml", []byte(src), topology.Default())
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := unrequired(s)
+			if len(got) != len(tc.want) {
+				t.Fatalf("got %q, want %d like %q", got, len(tc.want), tc.want)
+			}
+			for i := range got {
+				if !strings.HasPrefix(got[i], tc.want[i]) {
+					t.Errorf("got %q, want %q...", got[i], tc.want[i])
+				}
+			}
+		})
 	}
 }
 
@@ -39,7 +110,7 @@ steps:
   - {at: 30s, crash_pool: pool-a.contoso.com}
   - {after: 5s, failover: {pool: pool-a.contoso.com, disaster_mode: true, wait_time: "00:00:10"}}
   - {hold: 10s}
-thresholds: ["p99(time_to_service[in]) < 5s", never_recovered == 0]
+thresholds: ["p99(time_to_service[3]) < 5s", never_recovered == 0]
 `
 
 func TestParse(t *testing.T) {
@@ -74,7 +145,10 @@ func TestBadScenarios(t *testing.T) {
 		{"bad wait", strings.Replace(good, "until: all_regular", "until: everyone", 1), `"everyone" is not all_signed_in or all_regular`},
 		{"bad wait time", strings.Replace(good, `wait_time: "00:00:10"`, `wait_time: later`, 1), "steps[2].failover.wait_time: wait time \"later\""},
 		{"bad threshold", strings.Replace(good, "never_recovered == 0", "never_recovered = 0", 1), "thresholds[1]"},
-		{"threshold step", strings.Replace(good, "time_to_service[in]", "time_to_service[nope]", 1), `no step named "nope"`},
+		{"threshold step", strings.Replace(good, "time_to_service[3]", "time_to_service[nope]", 1), `no step named "nope"`},
+		{"threshold on a wait", strings.Replace(good, "time_to_service[3]", "time_to_service[in]", 1), `thresholds[0]: time_to_service[in] would measure nothing: step "in" is a wait step`},
+		{"count on a hold", strings.Replace(good, "never_recovered == 0", `"never_recovered[4] == 0"`, 1), `step "4" is a hold step, which opens no measurement window`},
+		{"contacts on a crash", strings.Replace(good, "never_recovered == 0", `"contacts_refused[2] > 0"`, 1), `contacts_refused counts the changes of a contacts step; step "2" is a crash_pool step`},
 		{"no name", strings.Replace(good, "name: t\n", "", 1), "name: is required"},
 		{"bad transport", good + "client: {transport: sctp}\n", `client.transport: "sctp"`},
 		{"unknown fe", strings.Replace(good, "{hold: 10s}", "{crash_fe: fe09.pool-a.contoso.com}", 1), "is not a Front End of the topology"},
