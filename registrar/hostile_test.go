@@ -352,3 +352,130 @@ func TestAdminAPICutsOffSlowHeaders(t *testing.T) {
 		}
 	}
 }
+
+// TestSanityBeforeAnyChallenge: what RFC 3261 and the RFC 4475 torture messages say a request
+// must be is checked before any handler or challenge, over UDP and TCP, on a Front End and
+// through the front door; each refusal is counted.
+func TestSanityBeforeAnyChallenge(t *testing.T) {
+	env := rt.Start(t, rt.Topology)
+	user := "user00042@contoso.com"
+	fe := env.Primary(t, user)
+	door := env.DoorAddr(t, "pool-a.contoso.com", "udp")
+	long := func(n int) string { return strings.Repeat("a", n) }
+	// req writes a REGISTER of user00042 (who needs digest: a sane request gets 401).
+	req := func(startLine, headers, body string) func(local string, n int) string {
+		return func(local string, n int) string {
+			msg := startLine + "\r\n" + fmt.Sprintf("Via: SIP/2.0/%%s %s;branch=z9hG4bK-sane%d;rport\r\n", local, n) + headers
+			if !strings.Contains(headers, "Content-Length") {
+				msg += fmt.Sprintf("Content-Length: %d\r\n", len(body))
+			}
+			return msg + "\r\n" + body
+		}
+	}
+	std := func(n int) string {
+		return fmt.Sprintf("From: <sip:%s>;tag=1\r\nTo: <sip:%s>\r\nCall-ID: sane%d\r\nCSeq: 1 REGISTER\r\nMax-Forwards: 70\r\n", user, user, n)
+	}
+	without := func(name string) string {
+		var out []string
+		for _, l := range strings.SplitAfter(std(0), "\r\n") {
+			if !strings.HasPrefix(l, name+":") {
+				out = append(out, l)
+			}
+		}
+		return strings.Join(out, "")
+	}
+	var many strings.Builder
+	for i := 0; i < 120; i++ {
+		fmt.Fprintf(&many, "X-H%d: v\r\n", i)
+	}
+	for _, tc := range []struct {
+		name, reason string
+		msg          func(local string, n int) string
+		want         string
+	}{
+		{"sane", "", req("REGISTER sip:contoso.com SIP/2.0", std(1)+"Contact: <sip:u@127.0.0.1:5999>\r\n", ""), "401"},
+		{"SIP/3.0", "version", req("REGISTER sip:contoso.com SIP/3.0", std(2), ""), "505"},
+		{"lower-case method", "method_case", req("register sip:contoso.com SIP/2.0", strings.Replace(std(3), "1 REGISTER", "1 register", 1), ""), "405"},
+		{"mixed-case method", "method_case", req("REGISTEr sip:contoso.com SIP/2.0", std(4), ""), "405"},
+		{"no From", "missing_header", req("REGISTER sip:contoso.com SIP/2.0", without("From"), ""), "400"},
+		{"no To", "missing_header", req("REGISTER sip:contoso.com SIP/2.0", without("To"), ""), "400"},
+		{"no Call-ID", "missing_header", req("REGISTER sip:contoso.com SIP/2.0", without("Call-ID"), ""), "400"},
+		{"CSeq of another method", "cseq", req("REGISTER sip:contoso.com SIP/2.0", strings.Replace(std(5), "1 REGISTER", "1 OPTIONS", 1), ""), "400"},
+		{"conflicting Content-Length", "content_length", req("REGISTER sip:contoso.com SIP/2.0", std(6)+"Content-Length: 0\r\nl: 4\r\n", "body"), "400"},
+		{"Content-Length beyond the body", "malformed", req("REGISTER sip:contoso.com SIP/2.0", std(7)+"Content-Length: 50\r\n", "body"), "400"},
+		{"120 header fields", "too_many_headers", req("REGISTER sip:contoso.com SIP/2.0", std(8)+many.String(), ""), "400"},
+		{"a 10 KB header field", "header_too_long", req("REGISTER sip:contoso.com SIP/2.0", std(9)+"X-Big: "+long(10000)+"\r\n", ""), "400"},
+		{"a 2 KB Contact URI", "uri_too_long", req("REGISTER sip:contoso.com SIP/2.0", std(10)+"Contact: <sip:"+long(2000)+"@127.0.0.1>\r\n", ""), "400"},
+		{"a 2 KB Request-URI", "uri_too_long", req("REGISTER sip:"+long(2000)+"@contoso.com SIP/2.0", std(11), ""), "400"},
+		{"a 40 KB body", "body_too_large", req("REGISTER sip:contoso.com SIP/2.0", std(12)+"Content-Type: text/plain\r\n", long(40000)), "413"},
+	} {
+		for _, dst := range []struct {
+			name      string
+			transport string
+			addr      netip.AddrPort
+			listener  string
+		}{
+			{"Front End over UDP", "UDP", env.Addr(t, fe, "udp"), fe},
+			{"Front End over TCP", "TCP", env.Addr(t, fe, "tcp"), fe},
+			{"front door over UDP", "UDP", door, "frontdoor.pool-a.contoso.com"},
+		} {
+			series := `fepool_sip_refused_total{listener="` + dst.listener + `",reason="` + tc.reason + `"}`
+			before := metric(t, env, series)
+			if tc.reason == "malformed" && dst.transport == "TCP" {
+				continue // on a stream the rest of the body is awaited (then the message timeout)
+			}
+			var got string
+			if dst.transport == "UDP" {
+				c := udpFrom(t, "127.0.0.1")
+				got = exchange(t, c, dst.addr, fmt.Sprintf(tc.msg(c.LocalAddr().String(), 0), "UDP"), 3*time.Second)
+			} else {
+				got = tcpExchange(t, dst.addr, func(local string) string { return fmt.Sprintf(tc.msg(local, 0), "TCP") })
+			}
+			if !strings.HasPrefix(got, "SIP/2.0 "+tc.want) {
+				t.Errorf("%s to the %s: %q, want %s", tc.name, dst.name, got, tc.want)
+			}
+			if tc.reason != "" && metric(t, env, series) <= before {
+				t.Errorf("%s to the %s: not counted as %s", tc.name, dst.name, tc.reason)
+			}
+		}
+	}
+
+	// One user cannot make itself unreachable through the front door: 8 endpoints with long
+	// Contact URIs, the longest the limit lets through, still fit a 200 OK in a datagram.
+	c := udpFrom(t, "127.0.0.1")
+	for i := 0; i < 9; i++ {
+		contact := fmt.Sprintf("<sip:%d%s@%s>", i, long(900), c.LocalAddr())
+		reg := fmt.Sprintf("REGISTER sip:contoso.com SIP/2.0\r\nVia: SIP/2.0/UDP %s;branch=z9hG4bK-fill%d;rport\r\nFrom: <sip:open@contoso.com>;tag=1\r\n"+
+			"To: <sip:open@contoso.com>\r\nCall-ID: fill\r\nCSeq: %d REGISTER\r\nContact: %s\r\nExpires: 600\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+			c.LocalAddr(), i, i+1, contact)
+		want := "SIP/2.0 200"
+		if i == 8 {
+			want = "SIP/2.0 403" // a 9th endpoint
+		}
+		if got := exchange(t, c, door, reg, 5*time.Second); !strings.HasPrefix(got, want) {
+			t.Fatalf("endpoint %d with a 900-byte Contact through the front door: %q, want %s", i+1, got, want)
+		}
+	}
+}
+
+// tcpExchange sends one message over a new TCP connection and returns the first line of the
+// answer.
+func tcpExchange(t *testing.T, dst netip.AddrPort, msg func(local string) string) string {
+	t.Helper()
+	c, err := net.Dial("tcp", dst.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Write([]byte(msg(c.LocalAddr().String()))); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(3 * time.Second))
+	buf := make([]byte, 4096)
+	n, err := c.Read(buf)
+	if err != nil {
+		return ""
+	}
+	line, _, _ := strings.Cut(string(buf[:n]), "\r\n")
+	return line
+}

@@ -199,7 +199,7 @@ func (e *endpoint) start() error {
 			serve("udp", func() error { return srv.ServeUDP(socks.udp) })
 		}
 	}
-	limits := streamLimits{idle: e.opts.IdleTimeout, message: e.opts.Limits.MessageTimeout, expired: e.m.Dropped}
+	limits := streamLimits{idle: e.opts.IdleTimeout, message: e.opts.Limits.MessageTimeout, expired: e.m.Dropped, refused: e.m.Refused}
 	if socks.tcp != nil {
 		serve("tcp", func() error { return srv.ServeTCP(streams(socks.tcp, nil, limits)) })
 	}
@@ -338,7 +338,7 @@ func (e *endpoint) wrap(udp *net.UDPConn, h handler) sipgo.RequestHandler {
 			e.inflight.Done()
 		}()
 		start := time.Now()
-		res := e.safely(req, h)
+		res := e.serve(req, h)
 		if res == nil {
 			return
 		}
@@ -361,6 +361,14 @@ func (e *endpoint) wrap(udp *net.UDPConn, h handler) sipgo.RequestHandler {
 			e.m.Latency.Observe(time.Since(start).Seconds())
 		}
 	}
+}
+
+// serve answers a request: the sanity checks, then h.
+func (e *endpoint) serve(req *sip.Request, h handler) *sip.Response {
+	if res, ok := e.sanity(req); !ok {
+		return res
+	}
+	return e.safely(req, h)
 }
 
 // safely runs h, turning a panic into a 500. Every panic is counted; its stack is logged for
@@ -440,6 +448,7 @@ func (e *endpoint) response(req *sip.Request, code int, reason string) *sip.Resp
 		defer to.Params.Remove("tag")
 	}
 	res := sip.NewResponseFromRequest(req, code, reason, nil)
+	res.SipVersion = "SIP/2.0" // sipgo copies the request's, even to answer 505
 	res.AppendHeader(sip.NewHeader("Server", e.opts.Server))
 	if via := res.Via(); via != nil && !via.Params.Has("received") {
 		if host, _, err := net.SplitHostPort(req.Source()); err == nil && host != via.Host {
@@ -479,6 +488,9 @@ func (e *endpoint) readFilter(udp *net.UDPConn) sip.TransportReadFilter {
 			e.m.Dropped("rate_limit")
 			return nil, nil
 		}
+		if canonicalMethod(data) {
+			e.m.Refused("method_case")
+		}
 		if e.serveInline(udp, ra, data) {
 			return nil, nil
 		}
@@ -495,16 +507,26 @@ func (e *endpoint) readFilter(udp *net.UDPConn) sip.TransportReadFilter {
 // (sipgo counts it as a parse error).
 func (e *endpoint) serveInline(udp *net.UDPConn, from *net.UDPAddr, data []byte) bool {
 	sp := bytes.IndexByte(data, ' ')
-	if sp <= 0 || !e.inline[sip.RequestMethod(data[:sp])] {
+	if sp <= 0 || bytes.HasPrefix(data, []byte("SIP/")) {
+		return false
+	}
+	// Other methods go to sipgo, unless their body is cut short (which sipgo would drop).
+	inline := e.inline[sip.RequestMethod(data[:sp])]
+	if !inline && !bodyCut(data) {
 		return false
 	}
 	start := time.Now()
 	msg, err := e.parser.ParseSIP(data)
-	if err != nil {
-		return false
+	malformed := err != nil
+	if malformed {
+		// Headers that parse, with a body that does not: one shorter than its Content-Length
+		// (RFC 3261 §18.3: a request SHOULD then get 400), or a datagram cut at the read buffer.
+		if msg, _, err = e.parser.ParseHeaders(data, false); err != nil {
+			return false
+		}
 	}
 	req, ok := msg.(*sip.Request)
-	if !ok || req.Via() == nil || req.CSeq() == nil {
+	if !ok || req.Via() == nil || req.CSeq() == nil || !inline && !malformed {
 		return false
 	}
 	key, keyed := txKey(req)
@@ -521,7 +543,12 @@ func (e *endpoint) serveInline(udp *net.UDPConn, from *net.UDPAddr, data []byte)
 		}
 		return true
 	}
-	res := e.safely(req, e.handlers[req.Method])
+	var res *sip.Response
+	if malformed {
+		res = e.malformed(req, len(data))
+	} else {
+		res = e.serve(req, e.handlers[req.Method])
+	}
 	if res == nil {
 		e.retrans.abandon(key)
 		return true
@@ -539,6 +566,27 @@ func (e *endpoint) serveInline(udp *net.UDPConn, from *net.UDPAddr, data []byte)
 		e.m.Latency.Observe(time.Since(start).Seconds())
 	}
 	return true
+}
+
+// malformed answers a datagram whose headers parse and whose body does not.
+func (e *endpoint) malformed(req *sip.Request, size int) *sip.Response {
+	if cl := req.ContentLength(); cl != nil && e.opts.Limits.MaxBodyBytes > 0 && int(*cl) > e.opts.Limits.MaxBodyBytes {
+		e.m.Refused("body_too_large")
+		return e.response(req, 413, "Request Entity Too Large")
+	}
+	if size >= int(sip.TransportBufferReadSize) { // the datagram did not fit the read buffer
+		e.m.Refused("too_large")
+		return e.response(req, 513, "Message Too Large")
+	}
+	e.m.Refused("malformed")
+	return e.response(req, 400, "Bad Request: the body is shorter than its Content-Length")
+}
+
+// bodyCut reports whether a datagram ends inside its body (framed as a stream would be).
+func bodyCut(data []byte) bool {
+	var f framer
+	f.feed(data)
+	return f.state == inBody
 }
 
 // responseDestination is where a response to a UDP request goes (RFC 3261 §18.2.2, RFC 3581): the

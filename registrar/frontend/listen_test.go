@@ -98,3 +98,34 @@ func TestFramer(t *testing.T) {
 		t.Error("a message that begins after one ended in the same read restarts the clock")
 	}
 }
+
+// TestMethodCase: a request method that is not upper-case is made one no handler has, in a
+// datagram and in a stream split anywhere; responses and upper-case methods are left alone.
+func TestMethodCase(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"REGISTER sip:x SIP/2.0\r\n", "REGISTER sip:x SIP/2.0\r\n"},
+		{"register sip:x SIP/2.0\r\n", "!!!!!!!! sip:x SIP/2.0\r\n"},
+		{"REGISTEr sip:x SIP/2.0\r\n", "REGISTE! sip:x SIP/2.0\r\n"},
+		{"SIP/2.0 200 OK\r\n", "SIP/2.0 200 OK\r\n"},
+		{"sip/2.0 200 ok\r\n", "sip/2.0 200 ok\r\n"},
+		{"Sipx sip:x SIP/2.0\r\n", "Sip! sip:x SIP/2.0\r\n"},
+		{"BENOTIFY sip:x SIP/2.0\r\n", "BENOTIFY sip:x SIP/2.0\r\n"},
+	} {
+		d := []byte(tc.in)
+		if changed := canonicalMethod(d); string(d) != tc.want || changed != (tc.in != tc.want) {
+			t.Errorf("datagram %q: %q (changed %v), want %q", tc.in, d, changed, tc.want)
+		}
+		msg := tc.in + "Content-Length: 0\r\n\r\n"
+		for split := 1; split <= len(msg); split++ {
+			f := framer{rewrite: true}
+			out := []byte(msg)
+			for i := 0; i < len(out); i += split {
+				f.feed(out[i:min(i+split, len(out))])
+			}
+			if !strings.HasPrefix(string(out), tc.want) || f.rewritten != map[bool]int{true: 0, false: 1}[tc.in == tc.want] {
+				t.Errorf("stream %q in chunks of %d: %q (%d rewritten)", tc.in, split, out, f.rewritten)
+				break
+			}
+		}
+	}
+}

@@ -58,3 +58,44 @@ func TestPanicsAreCountedAndTheirStacksSampled(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkSanity is what the sanity checks add to every request (a Lync-like REGISTER with
+// digest credentials), beside BenchmarkParseRegister, the parse they follow.
+func BenchmarkSanity(b *testing.B) {
+	e := newEndpoint("fe01.test", netip.MustParseAddr("127.0.0.1"), topology.Ports{}, Options{Metrics: metrics.New(), Limits: topology.Limits{MaxHeaders: 100, MaxHeaderBytes: 8192, MaxURIBytes: 1024, MaxBodyBytes: 32768}}, "frontend")
+	e.handlers[sip.REGISTER] = func(*sip.Request) *sip.Response { return nil }
+	req, err := sip.NewParser().ParseSIP([]byte(lyncRegister))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, ok := e.sanity(req.(*sip.Request)); !ok {
+			b.Fatal("refused")
+		}
+	}
+}
+
+func BenchmarkParseRegister(b *testing.B) {
+	p := sip.NewParser()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := p.ParseSIP([]byte(lyncRegister)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+const lyncRegister = "REGISTER sip:contoso.com SIP/2.0\r\n" +
+	"Via: SIP/2.0/UDP 127.0.0.1:40000;branch=z9hG4bK-524287-1---3c1ad2a1f0e6e1d5;rport\r\n" +
+	"Max-Forwards: 70\r\n" +
+	"Contact: <sip:user00042@127.0.0.1:40000;transport=udp>;+sip.instance=\"<urn:uuid:6f2b4c8e-1a2b-4c3d-8e9f-0a1b2c3d4e5f>\";reg-id=1\r\n" +
+	"To: <sip:user00042@contoso.com>\r\n" +
+	"From: <sip:user00042@contoso.com>;tag=8a7b6c5d\r\n" +
+	"Call-ID: 3c1ad2a1f0e6e1d5@127.0.0.1\r\n" +
+	"CSeq: 2 REGISTER\r\n" +
+	"Expires: 600\r\n" +
+	"Supported: path, outbound, gruu\r\n" +
+	"User-Agent: fepool-load\r\n" +
+	"Authorization: Digest username=\"user00042\", realm=\"contoso.com\", nonce=\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\", uri=\"sip:contoso.com\", response=\"0123456789abcdef0123456789abcdef\", algorithm=MD5, cnonce=\"abcdef\", qop=auth, nc=00000001\r\n" +
+	"Content-Length: 0\r\n\r\n"

@@ -16,6 +16,8 @@ type streamLimits struct {
 	idle    time.Duration // between messages; 0 = never
 	message time.Duration // from a message's first byte (or a TLS handshake's start) to its end
 	expired func(reason string)
+	// refused counts a request method rewritten for its case (reason "method_case").
+	refused func(reason string)
 }
 
 // streamListener hands out connections whose reads are bounded in time: a silent connection is
@@ -33,7 +35,7 @@ func (l *streamListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	sc := &streamConn{Conn: c, limits: l.limits, accepted: time.Now()}
+	sc := &streamConn{Conn: c, limits: l.limits, accepted: time.Now(), frame: framer{rewrite: true}}
 	if tc, ok := c.(*tls.Conn); ok {
 		sc.tls = tc
 	}
@@ -74,10 +76,13 @@ func (c *streamConn) Read(b []byte) (int, error) {
 	}
 	n, err := c.Conn.Read(b)
 	if n > 0 {
-		before := c.frame.inMessage()
+		before, rewritten := c.frame.inMessage(), c.frame.rewritten
 		if c.frame.feed(b[:n]) || !before && c.frame.inMessage() {
 			// A message began in this read (after one ended in it, perhaps).
 			c.started = time.Now()
+		}
+		for ; rewritten < c.frame.rewritten && c.limits.refused != nil; rewritten++ {
+			c.limits.refused("method_case")
 		}
 	}
 	if err != nil {
@@ -107,12 +112,15 @@ func (c *streamConn) expiry(err error, reason string) error {
 // Content-Length and its value), so it costs a few bytes per connection; sipgo's parser does the
 // real parsing. CRLFs between messages (RFC 5626 keep-alives) begin no message.
 type framer struct {
-	state   int // between messages, in the headers, in the body
-	line    [40]byte
-	lineLen int  // bytes of the current line (may exceed len(line))
-	length  int  // the Content-Length seen in the headers
-	body    int  // body bytes still to come
-	crlf    bool // the current line so far is empty but for CR
+	state     int  // between messages, in the headers, in the body
+	rewrite   bool // rewrite a method that is not upper-case (see methodToken)
+	start     bool // on the start line
+	token     methodToken
+	rewritten int // start lines whose method was rewritten
+	line      [40]byte
+	lineLen   int // bytes of the current line (may exceed len(line))
+	length    int // the Content-Length seen in the headers
+	body      int // body bytes still to come
 }
 
 const (
@@ -123,7 +131,8 @@ const (
 
 func (f *framer) inMessage() bool { return f.state != betweenMessages }
 
-// feed advances over p; it reports whether a message began after another one ended within p
+// feed advances over p (rewriting in place, when asked to, a request method that is not
+// upper-case: see methodToken); it reports whether a message began after another one ended within p
 // (so its start is now).
 func (f *framer) feed(p []byte) (restarted bool) {
 	ended := false
@@ -134,12 +143,19 @@ func (f *framer) feed(p []byte) (restarted bool) {
 				p = p[1:]
 				continue
 			}
-			f.state, f.lineLen, f.length = inHeaders, 0, 0
+			f.state, f.lineLen, f.length, f.start, f.token = inHeaders, 0, 0, true, methodToken{}
 			restarted = restarted || ended
 		case inHeaders:
+			if f.start && f.rewrite {
+				p[0] = f.token.next(p[0])
+			}
 			b := p[0]
 			p = p[1:]
 			if b == '\n' {
+				if f.start && f.token.rewrites > 0 {
+					f.rewritten++
+				}
+				f.start = false
 				if f.lineLen == 0 {
 					f.state = betweenMessages
 					if f.length > 0 {
@@ -186,4 +202,52 @@ func (f *framer) header() {
 	if n, err := strconv.Atoi(string(bytes.TrimSpace(value))); err == nil && n >= 0 {
 		f.length = n
 	}
+}
+
+// methodToken follows the first token of a start line, byte by byte, and rewrites a method
+// that is not in upper case. SIP method names are case-sensitive (RFC 3261 §7.1): `register`
+// is not REGISTER but a method no one here serves. sipgo upper-cases the method it parses, so
+// the check runs on the raw bytes before it does, and the lower-case letters become '!' (a
+// token character none of our methods has), which the parser keeps as written: the request is
+// answered as any unknown method (405). A response's SIP-Version, "SIP/" in any case, is
+// left alone; no method begins with SIP, so letters let through while the token could still
+// be one cannot make a method of ours either.
+type methodToken struct {
+	pos      int
+	done     bool
+	notSIP   bool // the token is not a prefix of "SIP/"
+	rewrites int  // letters rewritten
+}
+
+// next returns b, the token's next byte, or its rewrite.
+func (m *methodToken) next(b byte) byte {
+	if m.done {
+		return b
+	}
+	if b == ' ' || b == '\t' || b == '\r' || b == '\n' {
+		m.done = true
+		return b
+	}
+	pos := m.pos
+	m.pos++
+	if !m.notSIP && pos < 4 && b&^0x20 == "SIP/"[pos]&^0x20 {
+		m.done = pos == 3 // a response
+		return b
+	}
+	m.notSIP = true
+	if 'a' <= b && b <= 'z' {
+		m.rewrites++
+		return '!'
+	}
+	return b
+}
+
+// canonicalMethod rewrites, in a datagram, a request method that is not in upper case (see
+// methodToken); it reports whether it did.
+func canonicalMethod(data []byte) bool {
+	var m methodToken
+	for i := 0; i < len(data) && !m.done; i++ {
+		data[i] = m.next(data[i])
+	}
+	return m.rewrites > 0
 }
