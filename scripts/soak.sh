@@ -136,6 +136,16 @@ thresholds:
   - never_regained_service == 0
   - final_signed_out == 0
 EOF
+	# Every cycle must do its part: a soak whose failures touched no one proves nothing.
+	for ((i = 1; i <= k; i++)); do
+		down=pool-a
+		((i % 2 == 0)) && down=pool-b
+		cat <<EOF
+  - "disrupted[cycle $i: $down fails] > 0"
+  - "degraded[cycle $i: failover] > 0"
+  - "disrupted[cycle $i: failback] > 0"
+EOF
+	done
 } >"$scen"
 "$fepool" load --scenario "$scen" --topology "$topology" --admin http://127.0.0.1:1 --token check --clients 1 --out "$out/check" \
 	--quiet --log-level error >/dev/null 2>"$out/check.err" && true

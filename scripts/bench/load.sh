@@ -107,6 +107,8 @@ steps:
   - {name: failover, failover: {pool: pool-a.contoso.com, disaster_mode: true, force: true}}
   - {name: full service, wait: {until: all_regular, pool: pool-b.contoso.com, timeout: 3m}}
 thresholds:
+  - disrupted[pool-a crashes] > 0
+  - degraded[failover] > 0
   - max(time_to_service[failover]) < 12s
   - p99(recorder_lag) < 1ms
   - p99(recorder_lag[failover]) < 1ms
