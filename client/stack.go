@@ -122,6 +122,7 @@ func (s *stack) transactStream(ctx context.Context, req *sip.Request) (*sip.Resp
 	if err != nil {
 		return nil, err
 	}
+	s.fromLocal(req)
 	tx, err := st.sc.TransactionRequest(ctx, req, sipgo.ClientRequestAddVia)
 	if err != nil {
 		return nil, &sendError{err}
@@ -255,6 +256,15 @@ func (s *stack) sendCRLF(dst netip.AddrPort) error {
 	return s.writeTo([]byte("\r\n\r\n"), dst)
 }
 
+// fromLocal makes a stream connection that req opens start from the stack's address: left to
+// the kernel, every flow to a loopback registrar would come from 127.0.0.1, and the
+// registrar's per-IP connection limit would count them all as one host's.
+func (s *stack) fromLocal(req *sip.Request) {
+	if req.Laddr.IP == nil {
+		req.Laddr = sip.Addr{IP: s.local.Addr().AsSlice()}
+	}
+}
+
 // errFlowClosed reports a TCP or TLS flow that no longer exists.
 var errFlowClosed = errors.New("connection closed")
 
@@ -264,6 +274,7 @@ func (s *stack) flowLocal(ctx context.Context, dst Server) (netip.AddrPort, erro
 	req.SetTransport(strings.ToUpper(dst.Transport))
 	req.SetDestination(dst.Addr.String())
 	req.AppendHeader(&sip.ViaHeader{ProtocolName: "SIP", ProtocolVersion: "2.0", Transport: strings.ToUpper(dst.Transport)})
+	s.fromLocal(req)
 	st, err := s.streamsUA()
 	if err != nil {
 		return netip.AddrPort{}, err

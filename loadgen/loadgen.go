@@ -331,6 +331,9 @@ func (r *run) newClients(top admin.Topology) error {
 		if sc.KeepAlive == 0 {
 			cfg.KeepAlive = -1
 		}
+		if sc.Transport != topology.UDP && r.pool == nil {
+			cfg.LocalIP = streamSource(m.index)
+		}
 		opts := []client.Option{client.WithEvents(r.rec.callback(m.index))}
 		if r.pool != nil {
 			opts = append(opts, client.WithPool(r.pool))
@@ -345,6 +348,18 @@ func (r *run) newClients(top admin.Topology) error {
 		m.c = c
 	}
 	return nil
+}
+
+// clientsPerSource is how many TCP or TLS clients share a source address: well under the
+// emulator's default per-IP connection limit (sip.limits.max_conns_per_ip, 2048), so that a
+// large population over TCP is not refused as a flood from one host.
+const clientsPerSource = 1000
+
+// streamSource is the source address of the i-th client over TCP or TLS: 127.1.0.1 for the
+// first thousand, 127.1.0.2 for the next, and so on (Linux routes all of 127.0.0.0/8 to lo).
+func streamSource(i int) netip.Addr {
+	n := i / clientsPerSource
+	return netip.AddrFrom4([4]byte{127, 1, byte(n / 254), byte(n%254 + 1)})
 }
 
 func isFileLimit(err error) bool {

@@ -185,3 +185,52 @@ steps:
 		})
 	}
 }
+
+// TestTCPClientsComeFromTheirOwnSources: clients over TCP connect from 127.1.0.x, a thousand
+// to an address, not all from 127.0.0.1, so the registrar's per-IP connection limit does not
+// refuse a large population as one flooding host.
+func TestTCPClientsComeFromTheirOwnSources(t *testing.T) {
+	env := rt.Start(t, rt.Topology)
+	sc, err := scenario.Parse("tcp.yaml", []byte(`
+name: tcp
+clients: 3
+users: {pools: [pool-a.contoso.com]}
+client: {transport: tcp, request_timeout: 2s}
+steps:
+  - {name: signed in, wait: {until: all_regular, timeout: 30s}}
+  - {name: held, hold: 3s}
+`), env.Top)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, _ := results(t, sc)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var sources []string // of the registrations, read once all are signed in
+	status := func(s loadgen.Status) {
+		if s.Regular != 3 || sources != nil {
+			return
+		}
+		sources = []string{}
+		for _, aor := range []string{"open@contoso.com", "user00000@contoso.com", "user00001@contoso.com", "user00002@contoso.com", "user00003@contoso.com"} {
+			regs, err := env.R.Registrations(aor)
+			if err != nil {
+				t.Errorf("%s: %v", aor, err)
+			}
+			for _, b := range regs.Bindings {
+				sources = append(sources, b.Transport+" "+b.Source)
+			}
+		}
+	}
+	if _, err := loadgen.Run(ctx, loadgen.Config{Scenario: sc, Admin: env.Admin, Shards: 1, Results: w, Status: status}); err != nil {
+		t.Fatal(err)
+	}
+	if len(sources) != 3 {
+		t.Fatalf("never saw the 3 clients signed in: %q", sources)
+	}
+	for _, src := range sources {
+		if !strings.HasPrefix(src, "TCP 127.1.0.1:") {
+			t.Errorf("registered as %q, want over TCP from 127.1.0.1", src)
+		}
+	}
+}
