@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"os"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -478,4 +479,60 @@ func tcpExchange(t *testing.T, dst netip.AddrPort, msg func(local string) string
 	}
 	line, _, _ := strings.Cut(string(buf[:n]), "\r\n")
 	return line
+}
+
+// TestBadInputLeavesNothingBehind: a barrage of bad input (garbage and torture datagrams,
+// refused relays, malformed and trickled TCP messages, half-done TLS handshakes) leaves no
+// goroutine and no descriptor behind once its connections are gone.
+func TestBadInputLeavesNothingBehind(t *testing.T) {
+	env := rt.Start(t, strings.Replace(rt.Topology, "limits: {max_conns_per_ip: 64}", "limits: {max_conns_per_ip: 64, message_timeout: 300ms}", 1))
+	fe := "fe01.pool-a.contoso.com"
+	alive(t, env, fe)
+	fds := func() int {
+		d, err := os.ReadDir("/proc/self/fd")
+		if err != nil {
+			t.Skipf("no /proc/self/fd: %v", err)
+		}
+		return len(d)
+	}
+	goroutines, descriptors := runtime.NumGoroutine(), fds()
+
+	door := env.DoorAddr(t, "pool-a.contoso.com", "udp")
+	u := udpFrom(t, "127.0.0.1")
+	for i, d := range []string{
+		"garbage", "REGISTER sip:x SIP/7.0\r\n\r\n", "register sip:contoso.com SIP/2.0\r\nVia: SIP/2.0/UDP 1.1.1.1;branch=z9hG4bKx\r\n\r\n",
+		forgedNotify(u, door, u.LocalAddr().(*net.UDPAddr).AddrPort(), 99),
+		"REGISTER sip:contoso.com SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bKcl\r\nFrom: <sip:a@contoso.com>;tag=1\r\nTo: <sip:a@contoso.com>\r\nCall-ID: cl\r\nCSeq: 1 REGISTER\r\nContent-Length: 900\r\n\r\nshort",
+	} {
+		for _, dst := range []netip.AddrPort{env.Addr(t, fe, "udp"), door} {
+			if _, err := u.WriteToUDPAddrPort([]byte(d), dst); err != nil {
+				t.Fatalf("datagram %d: %v", i, err)
+			}
+		}
+	}
+	var conns []net.Conn
+	for _, tc := range []struct{ transport, data string }{
+		{"tcp", "NOT SIP\r\n\r\n"},
+		{"tcp", "REGISTER sip:contoso.com SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:9;bra"}, // trickled: never ends
+		{"tcp", "register sip:contoso.com SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:9;branch=z9hG4bKt\r\nContent-Length: 0\r\n\r\n"},
+		{"tls", "\x16\x03\x01\x00\x80"}, // a handshake that never completes
+	} {
+		c, err := net.Dial("tcp", env.Addr(t, fe, tc.transport).String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+		_, _ = c.Write([]byte(tc.data))
+	}
+	// The one with a whole message (answered 405) may stay; the others end.
+	eventually(t, "the emulator to close the connections it cannot serve", func() bool { return env.FrontEnd(t, fe).Connections <= 1 })
+	for _, c := range conns {
+		c.Close()
+	}
+	eventually(t, "every connection to be gone", func() bool { return env.FrontEnd(t, fe).Connections == 0 })
+	u.Close()
+	alive(t, env, fe)
+	eventually(t, "goroutines and descriptors back to where they were", func() bool {
+		return runtime.NumGoroutine() <= goroutines+2 && fds() <= descriptors+2
+	})
 }
