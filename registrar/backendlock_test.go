@@ -1,7 +1,6 @@
 package registrar_test
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
 	"fmt"
@@ -155,7 +154,7 @@ func TestBackEndLockedOrReadOnlyAtRunTime(t *testing.T) {
 func TestPartnerBackEndLockedStallsNothing(t *testing.T) {
 	topo := persistentTopology(t)
 	clock := clockwork.NewFakeClockAt(drStart)
-	var logs lockedBuffer // the backup service logs each failed copy (debug)
+	var logs rt.LogBuffer // the backup service logs each failed copy (debug)
 	env := rt.StartFile(t, topo, registrar.WithClock(clock), registrar.WithLogger(zerolog.New(&logs).Level(zerolog.DebugLevel)))
 	waitEvent(t, env, "BackupServiceSynced") // the start-up reconciliation of file Back Ends
 	dst := env.Addr(t, env.Primary(t, alice), "udp")
@@ -256,22 +255,4 @@ func TestLockedBackEndDoesNotQueueChanges(t *testing.T) {
 			t.Fatalf("change %d answered after %s", i, c.took)
 		}
 	}
-}
-
-// lockedBuffer is a log sink the registrar's goroutines write to while the test reads it.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

@@ -4,7 +4,6 @@ package frontend_test
 // nonces, the credentials' uri, and what an unknown user learns.
 
 import (
-	"bytes"
 	"fmt"
 	"io"
 	"net"
@@ -13,7 +12,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -30,29 +28,11 @@ const (
 	bob   = "user00043@contoso.com"
 )
 
-// syncBuffer collects the registrar's log lines (written from many goroutines).
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // start runs the registrar test topology (with extra lines under sip:) and returns it with its
 // log.
-func start(t *testing.T, sipSettings string) (*rt.Env, *syncBuffer) {
+func start(t *testing.T, sipSettings string) (*rt.Env, *rt.LogBuffer) {
 	t.Helper()
-	log := &syncBuffer{}
+	log := &rt.LogBuffer{}
 	top := strings.Replace(rt.Topology, "sip:\n", "sip:\n"+sipSettings, 1)
 	return rt.Start(t, top, registrar.WithLogger(zerolog.New(log))), log
 }
