@@ -139,7 +139,7 @@ wait:
 	if err != nil || top.Users != 2001 || len(top.FrontEnds) != 6 || top.FrontEnds[0].UDP == "" || top.Pools[0].FrontDoor == nil {
 		t.Fatalf("topology %+v %v", top, err)
 	}
-	m := scrape(t, env)
+	m := env.Metrics()
 	for _, want := range []string{
 		`fepool_frontend_state{frontend="fe03.pool-a.contoso.com",pool="pool-a.contoso.com",state="Stopped"} 1`,
 		`fepool_pool_fabric_state{pool="pool-a.contoso.com",state="Started"} 1`,

@@ -5,8 +5,6 @@ import (
 	"crypto/rand"
 	"fmt"
 	"net"
-	"regexp"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -15,18 +13,6 @@ import (
 
 	rt "github.com/fepool/fepool/registrar/registrartest"
 )
-
-// metric returns the value of one series in the /metrics text (0 when absent).
-func metric(t *testing.T, env *rt.Env, series string) float64 {
-	t.Helper()
-	re := regexp.MustCompile("(?m)^" + regexp.QuoteMeta(series) + ` (\S+)$`)
-	m := re.FindStringSubmatch(scrape(t, env))
-	if m == nil {
-		return 0
-	}
-	v, _ := strconv.ParseFloat(m[1], 64)
-	return v
-}
 
 // alive checks the Front End still answers OPTIONS.
 func alive(t *testing.T, env *rt.Env, fe string) {
@@ -61,7 +47,7 @@ func TestGarbageAndOversizedDatagrams(t *testing.T) {
 		}
 	}
 	eventually(t, "parse errors to be counted", func() bool {
-		return metric(t, env, `fepool_sip_parse_errors_total{listener="fe01.pool-a.contoso.com"}`) >= 4
+		return env.Metric(`fepool_sip_parse_errors_total{listener="fe01.pool-a.contoso.com"}`) >= 4
 	})
 	alive(t, env, fe)
 }
@@ -150,7 +136,7 @@ func TestTCPHalfOpenResetAndConnectionLimit(t *testing.T) {
 		conns = append(conns, c)
 	}
 	eventually(t, "the limit to refuse 6 connections", func() bool {
-		return metric(t, env, `fepool_sip_dropped_total{listener="fe02.pool-a.contoso.com",reason="conn_limit"}`) >= 6
+		return env.Metric(`fepool_sip_dropped_total{listener="fe02.pool-a.contoso.com",reason="conn_limit"}`) >= 6
 	})
 	if n := env.FrontEnd(t, fe).Connections; n > 64 {
 		t.Fatalf("%d connections open, limit 64", n)
@@ -176,7 +162,7 @@ func TestFloodFromOneSourceIsRateLimited(t *testing.T) {
 		conn.Write([]byte(msg))
 	}
 	eventually(t, "the flood to be limited", func() bool {
-		return metric(t, env, `fepool_sip_dropped_total{listener="fe03.pool-a.contoso.com",reason="rate_limit"}`) >= 100
+		return env.Metric(`fepool_sip_dropped_total{listener="fe03.pool-a.contoso.com",reason="rate_limit"}`) >= 100
 	})
 	alive(t, env, fe) // another source is not limited
 }
@@ -208,7 +194,7 @@ func TestRetransmissionAnsweredFromCache(t *testing.T) {
 	if !strings.HasPrefix(first, "SIP/2.0 200") || first != second {
 		t.Fatalf("first:\n%s\nsecond:\n%s", first, second)
 	}
-	if got := metric(t, env, `fepool_sip_retransmissions_total{listener="`+env.Primary(t, "open@contoso.com")+`"}`); got != 1 {
+	if got := env.Metric(`fepool_sip_retransmissions_total{listener="` + env.Primary(t, "open@contoso.com") + `"}`); got != 1 {
 		t.Fatalf("retransmissions counted %v, want 1", got)
 	}
 	if regs, _ := env.R.Registrations("open@contoso.com"); len(regs.Bindings) != 1 || regs.Bindings[0].CSeq != 1 {

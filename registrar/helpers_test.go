@@ -1,16 +1,12 @@
 package registrar_test
 
 import (
-	"io"
 	"net"
-	"net/http"
 	"net/netip"
 	"testing"
 	"time"
 
 	"github.com/pion/stun/v2"
-
-	rt "github.com/fepool/fepool/registrar/registrartest"
 )
 
 // stunBinding sends a STUN Binding request on conn and returns the XOR-MAPPED-ADDRESS.
@@ -36,16 +32,4 @@ func stunBinding(t *testing.T, conn *net.UDPConn) netip.AddrPort {
 	}
 	ip, _ := netip.AddrFromSlice(xor.IP.To4())
 	return netip.AddrPortFrom(ip, uint16(xor.Port))
-}
-
-// scrape returns the /metrics text.
-func scrape(t *testing.T, env *rt.Env) string {
-	t.Helper()
-	res, err := http.Get("http://" + env.R.AdminAddr().String() + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	b, _ := io.ReadAll(res.Body)
-	return string(b)
 }

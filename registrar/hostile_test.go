@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/http/httptest"
 	"net/netip"
 	"os"
 	"runtime"
@@ -93,10 +92,10 @@ func TestFrontDoorRelaysNothingItDidNotSetUp(t *testing.T) {
 		t.Fatalf("the target received %q", line)
 	}
 	name := "frontdoor.pool-a.contoso.com"
-	if got := metric(t, env, `fepool_sip_refused_total{listener="`+name+`",reason="relay_source"}`); got != 1 {
+	if got := env.Metric(`fepool_sip_refused_total{listener="` + name + `",reason="relay_source"}`); got != 1 {
 		t.Errorf("relay_source refusals counted %v, want 1", got)
 	}
-	if got := metric(t, env, `fepool_sip_refused_total{listener="`+name+`",reason="relay_flow"}`); got != 1 {
+	if got := env.Metric(`fepool_sip_refused_total{listener="` + name + `",reason="relay_flow"}`); got != 1 {
 		t.Errorf("relay_flow refusals counted %v, want 1", got)
 	}
 
@@ -136,7 +135,7 @@ func TestPerSourceRateIsPerIPAndSparesTheFrontDoor(t *testing.T) {
 		c.Close()
 	}
 	eventually(t, "the flood from 500 ports of one IP to be limited", func() bool {
-		return metric(t, env, `fepool_sip_dropped_total{listener="`+fe+`",reason="rate_limit"}`) >= 100
+		return env.Metric(`fepool_sip_dropped_total{listener="`+fe+`",reason="rate_limit"}`) >= 100
 	})
 
 	// 150 clients, each from its own address, sign in through the front door within a second:
@@ -164,7 +163,7 @@ func TestPerSourceRateIsPerIPAndSparesTheFrontDoor(t *testing.T) {
 			t.Fatalf("a REGISTER through the front door got %q (the registrar throttled the front door?)", got)
 		}
 	}
-	if got := metric(t, env, `fepool_sip_dropped_total{listener="`+primary+`",reason="rate_limit"}`); primary != fe && got != 0 {
+	if got := env.Metric(`fepool_sip_dropped_total{listener="` + primary + `",reason="rate_limit"}`); primary != fe && got != 0 {
 		t.Fatalf("%s dropped %v of the front door's messages", primary, got)
 	}
 }
@@ -202,12 +201,10 @@ func TestTCPListenerSurvivesOpenFileLimit(t *testing.T) {
 		}
 		conns = append(conns, c)
 	}
-	// /metrics is read in-process: a request would need a descriptor.
+	// env.Metric reads /metrics in-process: a request would need a descriptor.
 	eventually(t, "an accept to fail on the open-file limit", func() bool {
-		w := httptest.NewRecorder()
-		env.R.MetricsHandler().ServeHTTP(w, httptest.NewRequest("GET", "/metrics", nil))
-		return strings.Contains(w.Body.String(), `fepool_sip_dropped_total{listener="`+fe+`",reason="accept_error"}`) ||
-			strings.Contains(w.Body.String(), `fepool_sip_dropped_total{listener="`+fe+`",reason="listener_dead"}`)
+		return env.Metric(`fepool_sip_dropped_total{listener="`+fe+`",reason="accept_error"}`) > 0 ||
+			env.Metric(`fepool_sip_dropped_total{listener="`+fe+`",reason="listener_dead"}`) > 0
 	})
 	for _, c := range conns {
 		c.Close()
@@ -290,10 +287,10 @@ wait:
 	if _, err := hs.Read(make([]byte, 16)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Fatalf("a TLS handshake that never completes: %v, want the connection closed", err)
 	}
-	if got := metric(t, env, `fepool_sip_dropped_total{listener="`+fe+`",reason="message_timeout"}`); got != 1 {
+	if got := env.Metric(`fepool_sip_dropped_total{listener="` + fe + `",reason="message_timeout"}`); got != 1 {
 		t.Errorf("message timeouts counted %v, want 1", got)
 	}
-	if got := metric(t, env, `fepool_sip_dropped_total{listener="`+fe+`",reason="handshake_timeout"}`); got != 1 {
+	if got := env.Metric(`fepool_sip_dropped_total{listener="` + fe + `",reason="handshake_timeout"}`); got != 1 {
 		t.Errorf("handshake timeouts counted %v, want 1", got)
 	}
 
@@ -421,7 +418,7 @@ func TestSanityBeforeAnyChallenge(t *testing.T) {
 			{"front door over UDP", "UDP", door, "frontdoor.pool-a.contoso.com"},
 		} {
 			series := `fepool_sip_refused_total{listener="` + dst.listener + `",reason="` + tc.reason + `"}`
-			before := metric(t, env, series)
+			before := env.Metric(series)
 			if tc.reason == "malformed" && dst.transport == "TCP" {
 				continue // on a stream the rest of the body is awaited (then the message timeout)
 			}
@@ -435,7 +432,7 @@ func TestSanityBeforeAnyChallenge(t *testing.T) {
 			if !strings.HasPrefix(got, "SIP/2.0 "+tc.want) {
 				t.Errorf("%s to the %s: %q, want %s", tc.name, dst.name, got, tc.want)
 			}
-			if tc.reason != "" && metric(t, env, series) <= before {
+			if tc.reason != "" && env.Metric(series) <= before {
 				t.Errorf("%s to the %s: not counted as %s", tc.name, dst.name, tc.reason)
 			}
 		}

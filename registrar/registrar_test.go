@@ -348,7 +348,7 @@ func TestOptionsStunAndKeepalives(t *testing.T) {
 	if err != nil || string(pong[:n]) != "\r\n" {
 		t.Fatalf("TCP pong %q %v", pong[:n], err)
 	}
-	metrics := scrape(t, env)
+	metrics := env.Metrics()
 	for _, want := range []string{
 		`fepool_keepalives_total{kind="stun",listener="fe01.pool-a.contoso.com"} 1`,
 		`fepool_keepalives_total{kind="crlf",listener="fe01.pool-a.contoso.com"} 1`,

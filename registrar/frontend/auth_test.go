@@ -5,12 +5,9 @@ package frontend_test
 
 import (
 	"fmt"
-	"io"
 	"net"
-	"net/http"
 	"net/netip"
 	"regexp"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -37,26 +34,9 @@ func start(t *testing.T, sipSettings string) (*rt.Env, *rt.LogBuffer) {
 	return rt.Start(t, top, registrar.WithLogger(zerolog.New(log))), log
 }
 
-// metric returns the value of one series in the /metrics text (0 when absent).
-func metric(t *testing.T, env *rt.Env, series string) float64 {
-	t.Helper()
-	res, err := http.Get("http://" + env.R.AdminAddr().String() + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	text, _ := io.ReadAll(res.Body)
-	m := regexp.MustCompile("(?m)^" + regexp.QuoteMeta(series) + ` (\S+)$`).FindSubmatch(text)
-	if m == nil {
-		return 0
-	}
-	v, _ := strconv.ParseFloat(string(m[1]), 64)
-	return v
-}
-
 func authMetric(t *testing.T, env *rt.Env, fe, outcome string) float64 {
 	t.Helper()
-	return metric(t, env, fmt.Sprintf(`fepool_auth_total{listener=%q,outcome=%q}`, fe, outcome))
+	return env.Metric(fmt.Sprintf(`fepool_auth_total{listener=%q,outcome=%q}`, fe, outcome))
 }
 
 func send(t *testing.T, ph *rt.Phone, dst netip.AddrPort, req *sip.Request) *sip.Response {

@@ -9,8 +9,11 @@ import (
 	"crypto/tls"
 	"fmt"
 	"log/slog"
+	"net/http/httptest"
 	"net/netip"
 	"os"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -364,4 +367,22 @@ func (b *LogBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// Metrics returns the registrar's /metrics text, read in-process (no descriptor needed).
+func (e *Env) Metrics() string {
+	w := httptest.NewRecorder()
+	e.R.MetricsHandler().ServeHTTP(w, httptest.NewRequest("GET", "/metrics", nil))
+	return w.Body.String()
+}
+
+// Metric returns the value of one series of /metrics, such as
+// `fepool_sip_dropped_total{listener="fe01.pool-a.contoso.com",reason="rate_limit"}` (0 when absent).
+func (e *Env) Metric(series string) float64 {
+	m := regexp.MustCompile("(?m)^" + regexp.QuoteMeta(series) + ` (\S+)$`).FindStringSubmatch(e.Metrics())
+	if m == nil {
+		return 0
+	}
+	v, _ := strconv.ParseFloat(m[1], 64)
+	return v
 }
