@@ -43,6 +43,11 @@ func TestServeCheck(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "embedded default (configs/default.yaml): valid") || !strings.Contains(out, "fe03.pool-b.contoso.com") || !strings.Contains(out, "20000 users") {
 		t.Fatalf("serve --check: %d\n%s", code, out)
 	}
+	for _, want := range []string{"2048 TCP/TLS connections per IP", "a TCP/TLS message within 20s", "Unknown users: answered as a wrong password"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("serve --check does not say %q:\n%s", want, out)
+		}
+	}
 	bad := filepath.Join(t.TempDir(), "bad.yaml")
 	os.WriteFile(bad, []byte("domain: contoso.com\npools:\n  - fqdn: p.contoso.com\n    front_ends: [{address: 10.0.0.1}]\n"), 0o644)
 	code, _, errOut := runCLI(t, context.Background(), "serve", "--check", "--config", bad)

@@ -192,6 +192,21 @@ func printTopology(w io.Writer, t *topology.Topology) {
 	fmt.Fprintf(w, "Registration expiry %s..%s (default %s), at most %d endpoints per user\n", t.SIP.ExpiresMin, t.SIP.ExpiresMax, t.SIP.ExpiresDefault, t.SIP.MaxEndpoints)
 	fmt.Fprintf(w, "Timers: failure detection %s, quorum-loss shutdown %s, nonce lifetime %s, TCP idle %s, Retry-After %s\n",
 		t.Fabric.FailureDetection, t.Fabric.QuorumLossShutdown, t.SIP.NonceLifetime, t.SIP.TCPIdleTimeout, t.SIP.RetryAfter)
+	l := t.SIP.Limits
+	limit := func(n int, unit string) string {
+		if n == 0 {
+			return "unlimited " + unit
+		}
+		return fmt.Sprintf("%d %s", n, unit)
+	}
+	fmt.Fprintf(w, "Limits: %s in flight per listener, %s, %s, a TCP/TLS message within %s, %d header fields of up to %d bytes, URIs of up to %d bytes, bodies of up to %d bytes\n",
+		limit(l.MaxInFlight, "requests"), limit(l.PerSourceRate, "UDP messages/s per source IP"), limit(l.MaxConnsPerIP, "TCP/TLS connections per IP"),
+		l.MessageTimeout, l.MaxHeaders, l.MaxHeaderBytes, l.MaxURIBytes, l.MaxBodyBytes)
+	if t.SIP.RevealUnknownUsers {
+		fmt.Fprintln(w, "Unknown users: answered 404 with ms-diagnostics 1003 (reveals which users exist)")
+	} else {
+		fmt.Fprintln(w, "Unknown users: answered as a wrong password (a fresh 401)")
+	}
 	pr := t.Pairing
 	fmt.Fprintf(w, "Pairing: heartbeat %s, before the resiliency timer answer %s, failover wait %s, failback wait %s, failback pace %d users per %s, survivable mode after a Back End outage of %s\n",
 		pr.Heartbeat, pr.BeforeTimer, pr.FailoverWait, pr.FailbackWait, pr.FailbackUsers, pr.FailbackPer, pr.SurvivableAfter)
