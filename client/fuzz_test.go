@@ -56,7 +56,10 @@ func FuzzResponse(f *testing.F) {
 			return
 		}
 		presence(res)
-		c.grantedExpires(res)
+		// A huge Expires must not overflow into a negative time (a refresh loop).
+		if got := c.grantedExpires(res); got <= 0 || got > maxGranted {
+			t.Fatalf("granted %s, from:\n%q", got, data)
+		}
 		retryAfter(res)
 		diag(res)
 		_, _ = c.redirect(from, res)

@@ -734,14 +734,27 @@ func (c *Client) grantedExpires(res *sip.Response) time.Duration {
 		}
 		if v, ok := ch.Params.Get("expires"); ok {
 			if n, err := strconv.Atoi(v); err == nil && n > 0 {
-				return time.Duration(n) * time.Second
+				return granted(n)
 			}
 		}
 	}
 	if n, err := strconv.Atoi(headerValue(res, "Expires")); err == nil && n > 0 {
-		return time.Duration(n) * time.Second
+		return granted(n)
 	}
 	return c.cfg.Expires
+}
+
+// maxGranted bounds the registration time a registrar grants: a day is more than any grants
+// (Lync clamps to 900 s), and a huge Expires would overflow a time.Duration into a negative
+// one, refreshing at once, forever.
+const maxGranted = 24 * time.Hour
+
+// granted is a registration time of n seconds a registrar granted, at most maxGranted.
+func granted(n int) time.Duration {
+	if int64(n) > int64(maxGranted/time.Second) {
+		return maxGranted
+	}
+	return time.Duration(n) * time.Second
 }
 
 func headerValue(res *sip.Response, name string) string {
