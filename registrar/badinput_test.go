@@ -71,7 +71,8 @@ func TestMalformedRegistersGet400(t *testing.T) {
 		{"bad contact expires", "To: <sip:open@contoso.com>\r\nCall-ID: x2\r\nContact: <sip:a@127.0.0.1>;expires=-5\r\n", 400},
 		{"non-SIP contact", "To: <sip:open@contoso.com>\r\nCall-ID: x3\r\nContact: <mailto:a@b.c>\r\n", 400},
 		{"star with another", "To: <sip:open@contoso.com>\r\nCall-ID: x4\r\nExpires: 0\r\nContact: *\r\nContact: <sip:a@127.0.0.1>\r\n", 400},
-		{"bad Authorization", "To: <sip:user00042@contoso.com>\r\nCall-ID: x5\r\nContact: <sip:a@127.0.0.1>\r\nAuthorization: Basic eDp5\r\n", 400},
+		{"bad Authorization", "To: <sip:user00042@contoso.com>\r\nCall-ID: x5\r\nContact: <sip:a@127.0.0.1>\r\nAuthorization: Digest username=\"user00042\", realm=\r\n", 400},
+		{"another scheme", "To: <sip:user00042@contoso.com>\r\nCall-ID: x6\r\nContact: <sip:a@127.0.0.1>\r\nAuthorization: Basic eDp5\r\n", 401},
 	} {
 		msg := fmt.Sprintf("REGISTER sip:contoso.com SIP/2.0\r\nVia: SIP/2.0/UDP %s;branch=z9hG4bK-bad%d;rport\r\nFrom: <sip:open@contoso.com>;tag=1\r\nCSeq: %d REGISTER\r\nMax-Forwards: 70\r\n%sContent-Length: 0\r\n\r\n", local, i, i+1, tc.headers)
 		if _, err := conn.Write([]byte(msg)); err != nil {

@@ -281,6 +281,12 @@ func (a *Authenticator) Verify(req Request, password func(username string) (stri
 	if req.Authorization == "" {
 		return Result{Outcome: Missing}
 	}
+	if !digest.IsDigest(req.Authorization) {
+		// Another scheme (Basic, NTLM, one no one knows): as if there were no credentials, a
+		// challenge in the scheme we understand (RFC 4475 §3.3.7, RFC 3261 §22.4).
+		scheme, _, _ := strings.Cut(strings.TrimSpace(req.Authorization), " ")
+		return Result{Outcome: Missing, Reason: "scheme " + scheme + " is not Digest"}
+	}
 	cred, err := parseCredentials(req.Authorization)
 	if err != nil {
 		return Result{Outcome: Malformed, Reason: "Authorization header is not a Digest credential"}

@@ -126,7 +126,10 @@ func TestVerify(t *testing.T) {
 		{"foreign nonce", answer("MD5", "alice", "secret", "contoso.com", nonceOf(t, other), "REGISTER", "sip:contoso.com", 1, true), Rejected},
 		{"garbage nonce", answer("MD5", "alice", "secret", "contoso.com", "!!!", "REGISTER", "sip:contoso.com", 1, true), Rejected},
 		{"wrong realm", answer("MD5", "alice", "secret", "fabrikam.com", nonceOf(t, a), "REGISTER", "sip:contoso.com", 1, true), Rejected},
-		{"not digest", "Basic YWxpY2U6c2VjcmV0", Malformed},
+		// RFC 4475 §3.3.7: another scheme is a request without credentials, challenged.
+		{"Basic", "Basic YWxpY2U6c2VjcmV0", Missing},
+		{"a scheme no one knows", `NoOneKnowsThisScheme opaque-data=here`, Missing},
+		{"NTLM", `NTLM qop="auth", realm="SIP Communications Service", targetname="fe01", gssapi-data=""`, Missing},
 		{"unparsable", `Digest username="alice", realm=`, Malformed},
 		{"no response", `Digest username="alice", realm="contoso.com", nonce="x", uri="sip:c"`, Malformed},
 		{"uri of another resource", answer("MD5", "alice", "secret", "contoso.com", nonceOf(t, a), "REGISTER", "sip:fabrikam.com", 1, true), URIMismatch},
