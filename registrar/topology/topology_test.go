@@ -319,6 +319,9 @@ func TestNormalizeAOR(t *testing.T) {
 		"sip:@contoso.com":                    "",
 		"sip:eve@":                            "",
 		"":                                    "",
+		"sip:%75se%7200042@contoso.com":       "user00042@contoso.com", // escaped (RFC 4475 §3.1.1.2)
+		"sip:user%2500042@contoso.com":        "user%00042@contoso.com",
+		"sip:bad%zzescape@contoso.com":        "bad%zzescape@contoso.com",
 	} {
 		if got := NormalizeAOR(in); got != want {
 			t.Errorf("NormalizeAOR(%q) = %q, want %q", in, got, want)

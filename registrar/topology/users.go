@@ -3,6 +3,7 @@ package topology
 import (
 	"fmt"
 	"net/netip"
+	"net/url"
 	"sort"
 	"strconv"
 	"strings"
@@ -100,7 +101,14 @@ func NormalizeAOR(s string) string {
 	} else if i := strings.IndexByte(host, ':'); i >= 0 { // drop a port
 		host = host[:i]
 	}
-	return strings.ToLower(s[:at+1] + host)
+	user := s[:at]
+	if strings.IndexByte(user, '%') >= 0 {
+		// RFC 3261 §19.1.4: an escaped character is the character (sip:%75ser@ is sip:user@).
+		if u, err := url.PathUnescape(user); err == nil {
+			user = u
+		}
+	}
+	return strings.ToLower(user + "@" + host)
 }
 
 // Lookup finds a user by AOR (any form NormalizeAOR accepts).
