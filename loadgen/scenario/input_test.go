@@ -39,6 +39,8 @@ func TestRefusedScenarioInputs(t *testing.T) {
 			":2:63: collections nest more than 32 deep here", ""},
 		{"alias bomb", bomb(), topology.ErrTooLarge,
 			":5:10: aliases expand the file by more than 10000 nodes", ""},
+		{"huge user range in its topology", "topology: big.yaml\n" + good, topology.ErrTooManyUsers,
+			": topology: ", "big.yaml:6:17: users[0].range: 10000000 users would need about 53710 MiB"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()

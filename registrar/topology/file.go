@@ -278,6 +278,8 @@ type validator struct {
 	dir  string // the file's directory, for relative Back End paths ("" for the embedded default)
 	ast  *ast.File
 	errs []error
+
+	tooManyUsers bool // reported once
 }
 
 // fail records an error at a YAML path like "pools[0].fqdn".

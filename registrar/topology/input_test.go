@@ -73,6 +73,7 @@ func padded(src string, n int) string {
 // Inputs that could take the host down are refused early, by Load (which reads the file) and
 // by Parse (given the bytes), with the line where there is one.
 func TestRefusedInputs(t *testing.T) {
+	hugeRange := strings.Replace(good, "user{00000..00099}", "user{0000000..9999999}", 1)
 	for _, tc := range []struct {
 		name, src string
 		is        error
@@ -92,6 +93,8 @@ func TestRefusedInputs(t *testing.T) {
 			":5:10: aliases expand the file by more than 10000 nodes (at most 10000 may come from aliases)"},
 		{"unknown field on a long line", longLine("bogus"), nil,
 			`:1:1: unknown field "bogus"`},
+		{"huge user range", hugeRange, ErrTooManyUsers,
+			":13:12: users[0].range: 10000000 users would need about 53710 MiB of emulator memory signed in (5.5 KiB each); the maximum is 1000000 users"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "test.yaml")
@@ -119,7 +122,7 @@ func check(t *testing.T, call, name string, top *Topology, err error, want strin
 	}
 }
 
-// Aliases within the bound still work.
+// Aliases within the bound still work, and Lync's largest user count fits.
 func TestBoundsLeaveRoom(t *testing.T) {
 	src := strings.Replace(good, "    backup: pool-b.contoso.com\n", "    backup: pool-b.contoso.com\n    ports: &ports {udp: 5070, tcp: 5070, tls: 5071}\n", 1)
 	src = strings.Replace(src, "  - fqdn: pool-b.contoso.com\n", "  - fqdn: pool-b.contoso.com\n    ports: *ports\n", 1)
@@ -131,8 +134,24 @@ func TestBoundsLeaveRoom(t *testing.T) {
 	if n := top.Users.Count(); n != 160_000 {
 		t.Errorf("users = %d", n)
 	}
+	exact := strings.Replace(good, "user{00000..00099}", fmt.Sprintf("user{1..%d}", MaxUsers), 1)
+	if top := mustParse(t, exact); top.Users.Count() != MaxUsers {
+		t.Errorf("users = %d, want %d", top.Users.Count(), MaxUsers)
+	}
 	if _, err := Parse("test.yaml", []byte(padded(good, MaxFileBytes))); err != nil {
 		t.Errorf("a file of exactly MaxFileBytes: %v", err)
+	}
+}
+
+// Users past the maximum are reported once, where the count crosses it.
+func TestTooManyUsersReportedOnce(t *testing.T) {
+	src := strings.Replace(good, "user{00000..00099}", fmt.Sprintf("user{1..%d}", MaxUsers), 1) +
+		"  - {uri: sip:alice@contoso.com, pool: pool-a.contoso.com, auth: none}\n" +
+		"  - {uri: sip:bob@contoso.com, pool: pool-a.contoso.com, auth: none}\n"
+	_, err := Parse("test.yaml", []byte(src))
+	if !errors.Is(err, ErrTooManyUsers) || strings.Count(err.Error(), "users would need") != 1 ||
+		!strings.HasPrefix(err.Error(), "test.yaml:16:11: users[1].uri: 1000001 users would need about 5371 MiB") {
+		t.Fatalf("err = %v", err)
 	}
 }
 

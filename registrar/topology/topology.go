@@ -2,9 +2,9 @@
 // doors, pairing, users, routing-group counts and every timer. It loads strict YAML (unknown fields
 // and bad values are errors naming file, line and field), applies defaults and validates, producing
 // an immutable *Topology that the rest of the registrar reads without locking. A file beyond its
-// bounds (size, nesting, aliases) is refused before the YAML decoder sees it; ReadFile,
-// ParseYAML and Decode apply the same bounds to fepool's other YAML files (load scenarios). They
-// keep no state and are safe for concurrent use.
+// bounds (size, nesting, aliases) is refused before the YAML decoder sees it, and one with more
+// than MaxUsers users by validation; ReadFile, ParseYAML and Decode apply the same bounds to
+// fepool's other YAML files (load scenarios). They keep no state and are safe for concurrent use.
 package topology
 
 import (
