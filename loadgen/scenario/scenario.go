@@ -8,14 +8,12 @@ package scenario
 import (
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/goccy/go-yaml"
 	"github.com/goccy/go-yaml/ast"
-	"github.com/goccy/go-yaml/parser"
 
 	"github.com/fepool/fepool/loadgen/threshold"
 	"github.com/fepool/fepool/registrar/admin"
@@ -232,9 +230,9 @@ func (d *duration) UnmarshalYAML(b []byte) error {
 }
 
 // Load reads and validates a scenario file against a topology (nil: the one the scenario
-// names, else the embedded default).
+// names, else the embedded default). A file beyond topology.MaxFileBytes is refused unread.
 func Load(path string, top *topology.Topology) (*Scenario, error) {
-	data, err := os.ReadFile(path)
+	data, err := topology.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("scenario: %w", err)
 	}
@@ -242,20 +240,20 @@ func Load(path string, top *topology.Topology) (*Scenario, error) {
 }
 
 // Parse decodes and validates a scenario; name labels errors and anchors the topology path.
+// Data beyond the bounds topology.ParseYAML checks is refused before it is decoded.
 func Parse(name string, data []byte, top *topology.Topology) (*Scenario, error) {
+	tree, err := topology.ParseYAML(name, data)
+	if err != nil {
+		return nil, err
+	}
 	var f file
-	if err := yaml.UnmarshalWithOptions(data, &f, yaml.Strict()); err != nil {
-		return nil, topology.DecodeError(name, err)
+	if err := topology.Decode(name, tree, &f); err != nil {
+		return nil, err
 	}
 	if top == nil {
-		var err error
 		if top, err = topologyOf(name, f.Topology); err != nil {
 			return nil, err
 		}
-	}
-	tree, err := parser.ParseBytes(data, 0)
-	if err != nil {
-		return nil, &topology.Error{File: name, Msg: err.Error()}
 	}
 	v := &validator{name: name, ast: tree, top: top}
 	s := v.resolve(&f)
@@ -270,6 +268,9 @@ func Parse(name string, data []byte, top *topology.Topology) (*Scenario, error) 
 func TopologyRef(data []byte) string {
 	var f struct {
 		Topology string `yaml:"topology"`
+	}
+	if _, err := topology.ParseYAML("", data); err != nil {
+		return ""
 	}
 	if err := yaml.Unmarshal(data, &f); err != nil {
 		return ""

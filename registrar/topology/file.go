@@ -10,7 +10,6 @@ import (
 
 	"github.com/goccy/go-yaml"
 	"github.com/goccy/go-yaml/ast"
-	"github.com/goccy/go-yaml/parser"
 	"github.com/goccy/go-yaml/token"
 
 	"github.com/fepool/fepool/configs"
@@ -161,7 +160,11 @@ type Error struct {
 	Column int
 	Field  string // YAML path such as pools[0].front_ends[1].address
 	Msg    string
+	Err    error // a sentinel such as ErrTooLarge, when one applies
 }
+
+// Unwrap returns the sentinel, if any, so that errors.Is works.
+func (e *Error) Unwrap() error { return e.Err }
 
 func (e *Error) Error() string {
 	var b strings.Builder
@@ -214,13 +217,17 @@ func friendlyDecodeMessage(msg string) string {
 // column and a message in YAML words (other YAML files of fepool, such as load scenarios, use
 // it too).
 func DecodeError(name string, err error) *Error {
-	e := &Error{File: name, Msg: err.Error()}
+	e := &Error{File: name}
 	var ye yamlError
-	if errors.As(err, &ye) {
-		e.Msg = friendlyDecodeMessage(ye.GetMessage())
-		if tk := ye.GetToken(); tk != nil && tk.Position != nil {
-			e.Line, e.Column = tk.Position.Line, tk.Position.Column
-		}
+	if !errors.As(err, &ye) {
+		e.Msg = err.Error()
+		return e
+	}
+	// Not ye.Error(): goccy formats the source around the error by concatenating each token of
+	// the line, quadratic in its length (a 1 MB line with an unknown field took 2-4 minutes).
+	e.Msg = friendlyDecodeMessage(ye.GetMessage())
+	if tk := ye.GetToken(); tk != nil && tk.Position != nil {
+		e.Line, e.Column = tk.Position.Line, tk.Position.Column
 	}
 	return e
 }
@@ -242,15 +249,16 @@ func Locate(file *ast.File, path string) (line, column int) {
 	return 0, 0
 }
 
-// Parse decodes and validates a topology; name labels errors (usually the file path).
+// Parse decodes and validates a topology; name labels errors (usually the file path). Data
+// beyond the bounds ParseYAML checks is refused before it is decoded.
 func Parse(name string, data []byte) (*Topology, error) {
-	var f fileTopology
-	if err := yaml.UnmarshalWithOptions(data, &f, yaml.Strict()); err != nil {
-		return nil, DecodeError(name, err)
-	}
-	file, err := parser.ParseBytes(data, 0)
+	file, err := ParseYAML(name, data)
 	if err != nil {
-		return nil, &Error{File: name, Msg: err.Error()}
+		return nil, err
+	}
+	var f fileTopology
+	if err := Decode(name, file, &f); err != nil {
+		return nil, err
 	}
 	v := &validator{name: name, ast: file}
 	if name != configs.DefaultTopologyName {
@@ -270,6 +278,8 @@ type validator struct {
 	dir  string // the file's directory, for relative Back End paths ("" for the embedded default)
 	ast  *ast.File
 	errs []error
+
+	tooManyUsers bool // reported once
 }
 
 // fail records an error at a YAML path like "pools[0].fqdn".

@@ -1,7 +1,10 @@
 // Package topology owns the description of what fepool emulates: pools, their Front Ends and front
 // doors, pairing, users, routing-group counts and every timer. It loads strict YAML (unknown fields
 // and bad values are errors naming file, line and field), applies defaults and validates, producing
-// an immutable *Topology that the rest of the registrar reads without locking.
+// an immutable *Topology that the rest of the registrar reads without locking. A file beyond its
+// bounds (size, nesting, aliases) is refused before the YAML decoder sees it, and one with more
+// than MaxUsers users by validation; ReadFile, ParseYAML and Decode apply the same bounds to
+// fepool's other YAML files (load scenarios). They keep no state and are safe for concurrent use.
 package topology
 
 import (
@@ -275,13 +278,17 @@ func (t *Topology) BackupOf(p *Pool) *Pool {
 // ErrNotFound is returned by Load when the file does not exist.
 var ErrNotFound = errors.New("topology file not found")
 
-// Load reads and validates a topology file; path "" loads the embedded default.
+// Load reads and validates a topology file; path "" loads the embedded default. A file larger
+// than MaxFileBytes is refused before it is read.
 func Load(path string) (*Topology, error) {
 	if path == "" {
 		return Parse(configs.DefaultTopologyName, configs.DefaultTopology)
 	}
-	data, err := os.ReadFile(path)
+	data, err := ReadFile(path)
 	if err != nil {
+		if errors.Is(err, ErrTooLarge) {
+			return nil, err
+		}
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, fmt.Errorf("%w: %s", ErrNotFound, path)
 		}
