@@ -218,29 +218,11 @@ func TestServeAndCtl(t *testing.T) {
 
 func regexpMatch(s, re string) bool { return regexp.MustCompile(re).MatchString(s) }
 
-// lockedBuffer is a bytes.Buffer safe for a writer and a reader.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 func TestPhone(t *testing.T) {
 	envr := registrartest.Start(t, registrartest.Topology)
 	door := envr.DoorAddr(t, "pool-a.contoso.com", "udp")
 	in, feed := io.Pipe()
-	out := &lockedBuffer{}
+	out := &registrartest.LogBuffer{}
 	done := make(chan int)
 	go func() {
 		done <- run(context.Background(), []string{"phone", "--user", "sip:user00042@contoso.com", "--password", "secret",

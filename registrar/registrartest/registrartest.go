@@ -350,7 +350,8 @@ func Headers(res *sip.Response, name string) []string {
 	return out
 }
 
-// LogBuffer collects a registrar's log lines, written from many goroutines, for a test to read.
+// LogBuffer collects what many goroutines write (a registrar's log, a command's output) for a
+// test to read while they run.
 type LogBuffer struct {
 	mu  sync.Mutex
 	buf bytes.Buffer
