@@ -188,13 +188,11 @@ func Run(ctx context.Context, cfg Config) (end record.End, err error) {
 	switch {
 	case stepErr != nil:
 		end = record.End{Reason: "stopped: " + stepErr.Error()}
-	case errors.Is(stopped, ErrEmulator):
-		end = record.End{Reason: "stopped: " + stopped.Error()}
-		runErr = stopped
-	case errors.Is(stopped, errBound):
-		end = record.End{Reason: fmt.Sprintf("the run reached its bound of %s (max_duration) before the scenario's end", r.sc.MaxDuration)}
 	case stopped != nil:
-		end = record.End{Reason: interrupted(stopped)}
+		end = record.End{Reason: r.stopReason(stopped)}
+		if errors.Is(stopped, ErrEmulator) {
+			runErr = stopped
+		}
 	}
 	r.closeClients()
 	r.rec.stop()
@@ -218,6 +216,18 @@ func (r *run) finish(end record.End, err error) (record.End, error) {
 		err = fmt.Errorf("writing results: %w", cerr)
 	}
 	return end, err
+}
+
+// stopReason says why the run's context ended before the scenario did, from its cause: the
+// emulator gone, the run's bound, an interrupt.
+func (r *run) stopReason(cause error) string {
+	switch {
+	case errors.Is(cause, ErrEmulator):
+		return "stopped: " + cause.Error()
+	case errors.Is(cause, errBound):
+		return fmt.Sprintf("the run reached its bound of %s (max_duration) before the scenario's end", r.sc.MaxDuration)
+	}
+	return interrupted(cause)
 }
 
 // interrupted is the end reason of a run whose context was cancelled, with the cause when it
@@ -515,7 +525,11 @@ func (r *run) steps(ctx context.Context) error {
 		took := time.Since(r.start) - t0
 		last = t0 + took
 		rs := record.Step{T: (t0 + took).Nanoseconds(), Index: st.Index, Name: st.Name, Action: st.Action, Duration: took.Nanoseconds()}
-		if err != nil {
+		switch {
+		case err != nil && ctx.Err() != nil:
+			// Cut short by the run's end, not failed: say why ("interrupted: ...", its bound).
+			rs.Err = "cut short: " + r.stopReason(context.Cause(ctx))
+		case err != nil:
 			rs.Err = err.Error()
 		}
 		r.rec.step(rs)

@@ -156,7 +156,7 @@ ramp: {rate: 100}
 max_duration: `+tc.bound+`
 steps:
   - {name: signed in, wait: {until: all_regular, timeout: 30s}}
-  - {name: long hold, hold: 10m}
+  - {name: long wait, wait: {until: all_signed_in, pool: pool-b.contoso.com, timeout: 10m}} # never: they are pool-a's users
 `), env.Top)
 			if err != nil {
 				t.Fatal(err)
@@ -167,7 +167,7 @@ steps:
 			var once sync.Once
 			end, err := loadgen.Run(ctx, loadgen.Config{Scenario: sc, Admin: env.Admin, Shards: 1, Results: w, WatchEvery: 50 * time.Millisecond,
 				Status: func(s loadgen.Status) {
-					if tc.atHold != nil && s.Step == "long hold" {
+					if tc.atHold != nil && s.Step == "long wait" {
 						once.Do(func() { tc.atHold(env, cancel) })
 					}
 				}})
@@ -177,6 +177,10 @@ steps:
 			sum := summary()
 			if sum.EndReason != end.Reason || sum.InitialSignIn.Count != 10 || len(sum.Steps) != 2 {
 				t.Errorf("summary: end %q, initial sign-ins %d, steps %d", sum.EndReason, sum.InitialSignIn.Count, len(sum.Steps))
+			}
+			// the step the end cut short says so, not that it failed ("context canceled")
+			if st := sum.Steps[len(sum.Steps)-1]; !strings.HasPrefix(st.Err, "cut short: ") || strings.Contains(st.Err, "context canceled") {
+				t.Errorf("the step cut short reads %q", st.Err)
 			}
 			// its thresholds are not judged: the figures miss what the rest of the scenario was for
 			if why := threshold.NotJudged(sum); end.Completed || sum.Completed || !strings.HasPrefix(why, "the run did not complete: "+tc.wantReason) {

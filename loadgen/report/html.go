@@ -390,7 +390,7 @@ func latencyChart(s aggregate.Summary) map[string]any {
 // charts' options are marshalled by it as JSON inside the script (so a "</script>" in a step's
 // name stays a string). Only the ECharts library is inserted verbatim.
 var pageTemplate = template.Must(template.New("report").Funcs(template.FuncMap{
-	"ms": fmtMs, "secs": fmtSeconds,
+	"ms": fmtMs, "secs": fmtSeconds, "stepErr": stepErr,
 }).Parse(`<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -459,7 +459,7 @@ table.kv th { width: 11em; }
 <th rowspan="2" class="num">Attempts</th><th rowspan="2" class="num">Losses</th></tr>
 <tr>{{range .Quantiles}}<th class="num">{{.}}</th>{{end}}{{range .Quantiles}}<th class="num">{{.}}</th>{{end}}</tr>
 {{range .Steps}}<tr>
-<td class="num">{{.Index}}</td><td>{{.Name}}{{with .Err}}<br><span class="warn">failed: {{.}}</span>{{end}}</td><td>{{.Action}}{{if .Disruptive}} <span class="muted">(disruptive)</span>{{end}}</td>
+<td class="num">{{.Index}}</td><td>{{.Name}}{{with .Err}}<br><span class="warn">{{stepErr .}}</span>{{end}}</td><td>{{.Action}}{{if .Disruptive}} <span class="muted">(disruptive)</span>{{end}}</td>
 <td class="num">{{.At}}</td><td class="num">{{.Took}}</td>
 {{if .Measured}}<td class="num">{{.Window}}</td>
 <td class="num">{{.Disrupted}}</td>{{range .SignedIn}}<td class="num">{{.}}</td>{{end}}<td class="num{{if .NeverRecovered}} fail{{end}}">{{.NeverRecovered}}{{with .CarriedOver}}<br><span class="muted">{{.}} carried over</span>{{end}}</td>

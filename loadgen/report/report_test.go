@@ -384,3 +384,14 @@ func TestNotJudged(t *testing.T) {
 		}
 	}
 }
+
+func TestStepErr(t *testing.T) {
+	for err, want := range map[string]string{
+		"wait all_regular timed out after 5m0s": "failed: wait all_regular timed out after 5m0s",
+		"cut short: interrupted":                "cut short: interrupted",
+	} {
+		if got := stepErr(err); got != want {
+			t.Errorf("stepErr(%q) = %q, want %q", err, got, want)
+		}
+	}
+}

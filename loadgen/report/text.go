@@ -190,7 +190,7 @@ func Text(w io.Writer, s aggregate.Summary) {
 					dq(st.TimeToService, "p50"), dq(st.TimeToService, "p99"), dq(st.TimeToService, "max"),
 					withCarried(st.NeverRegainedService, st.ServiceCarriedOver))
 			case st.Err != "":
-				cells = append(cells, "failed: "+clean(st.Err))
+				cells = append(cells, clean(stepErr(st.Err)))
 			default:
 				cells = append(cells, none, none, none, none, none, none, none, none, none, none)
 			}
@@ -263,4 +263,13 @@ func Text(w io.Writer, s aggregate.Summary) {
 	case len(s.Thresholds) > 0:
 		fmt.Fprintf(w, "\nthresholds not judged: %s\n", clean(strings.Join(s.Thresholds, "; ")))
 	}
+}
+
+// stepErr is what a step's error says in a report: a step the run's end cut short says so (its
+// error starts "cut short: "), any other failed.
+func stepErr(err string) string {
+	if strings.HasPrefix(err, "cut short: ") {
+		return err
+	}
+	return "failed: " + err
 }
