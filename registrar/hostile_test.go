@@ -398,6 +398,8 @@ func TestSanityBeforeAnyChallenge(t *testing.T) {
 		{"no From", "missing_header", req("REGISTER sip:contoso.com SIP/2.0", without("From"), ""), "400"},
 		{"no To", "missing_header", req("REGISTER sip:contoso.com SIP/2.0", without("To"), ""), "400"},
 		{"no Call-ID", "missing_header", req("REGISTER sip:contoso.com SIP/2.0", without("Call-ID"), ""), "400"},
+		// Counted on the UDP fast path only: elsewhere sipgo answers it itself.
+		{"no CSeq", "missing_header", req("REGISTER sip:contoso.com SIP/2.0", without("CSeq"), ""), "400"},
 		{"CSeq of another method", "cseq", req("REGISTER sip:contoso.com SIP/2.0", strings.Replace(std(5), "1 REGISTER", "1 OPTIONS", 1), ""), "400"},
 		{"conflicting Content-Length", "content_length", req("REGISTER sip:contoso.com SIP/2.0", std(6)+"Content-Length: 0\r\nl: 4\r\n", "body"), "400"},
 		{"Content-Length beyond the body", "malformed", req("REGISTER sip:contoso.com SIP/2.0", std(7)+"Content-Length: 50\r\n", "body"), "400"},
@@ -432,7 +434,7 @@ func TestSanityBeforeAnyChallenge(t *testing.T) {
 			if !strings.HasPrefix(got, "SIP/2.0 "+tc.want) {
 				t.Errorf("%s to the %s: %q, want %s", tc.name, dst.name, got, tc.want)
 			}
-			if tc.reason != "" && env.Metric(series) <= before {
+			if tc.reason != "" && (tc.name != "no CSeq" || dst.name == "Front End over UDP") && env.Metric(series) <= before {
 				t.Errorf("%s to the %s: not counted as %s", tc.name, dst.name, tc.reason)
 			}
 		}

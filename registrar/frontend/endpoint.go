@@ -516,17 +516,12 @@ func (e *endpoint) serveInline(udp *net.UDPConn, from *net.UDPAddr, data []byte)
 		return false
 	}
 	start := time.Now()
-	msg, err := e.parser.ParseSIP(data)
-	malformed := err != nil
-	if malformed {
-		// Headers that parse, with a body that does not: one shorter than its Content-Length
-		// (RFC 3261 §18.3: a request SHOULD then get 400), or a datagram cut at the read buffer.
-		if msg, _, err = e.parser.ParseHeaders(data, false); err != nil {
-			return false
-		}
+	msg, malformed, ok := parseDatagram(e.parser, data)
+	if !ok {
+		return false
 	}
-	req, ok := msg.(*sip.Request)
-	if !ok || req.Via() == nil || req.CSeq() == nil || !inline && !malformed {
+	req, isReq := msg.(*sip.Request)
+	if !isReq || req.Via() == nil || !inline && !malformed {
 		return false
 	}
 	key, keyed := txKey(req)
@@ -566,6 +561,21 @@ func (e *endpoint) serveInline(udp *net.UDPConn, from *net.UDPAddr, data []byte)
 		e.m.Latency.Observe(time.Since(start).Seconds())
 	}
 	return true
+}
+
+// parseDatagram parses a datagram. malformed reports headers that parse with a body that does
+// not: one shorter than its Content-Length (RFC 3261 §18.3: a request SHOULD then get 400), or
+// one beyond the parser's bound; the message (its headers) is returned all the same. ok is false
+// for anything else that does not parse.
+func parseDatagram(p *sip.Parser, data []byte) (msg sip.Message, malformed, ok bool) {
+	msg, _, err := p.Parse(data, false)
+	switch {
+	case err == nil:
+		return msg, false, true
+	case msg != nil && (errors.Is(err, sip.ErrParseReadBodyIncomplete) || errors.Is(err, sip.ErrMessageTooLarge)):
+		return msg, true, true
+	}
+	return nil, false, false
 }
 
 // malformed answers a datagram whose headers parse and whose body does not.

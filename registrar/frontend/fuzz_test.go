@@ -155,12 +155,9 @@ func FuzzServeInline(f *testing.F) {
 		}
 		// The answer as sent (to the peer, or to the Via's port without rport), from the
 		// retransmission cache that keeps it.
-		msg, err := parser.ParseSIP(in)
-		if err != nil {
-			msg, _, err = parser.ParseHeaders(in, false)
-		}
+		msg, _, parsed := parseDatagram(parser, in)
 		req, ok := msg.(*sip.Request)
-		if err != nil || !ok {
+		if !parsed || !ok {
 			t.Fatalf("served inline, but does not parse: %q", data)
 		}
 		key, _ := txKey(req)

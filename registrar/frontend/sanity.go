@@ -39,10 +39,9 @@ func (e *endpoint) insane(req *sip.Request) (reason string, code int, text strin
 		return "", 0, "" // a method not served here is 405 whatever else it is
 	}
 	// RFC 3261 §8.1.1: Max-Forwards is required too, but Kamailio's sanity does not insist
-	// on it and old clients omit it; the front door treats a missing one as 70.
-	if req.Via() == nil {
-		return "missing_header", 400, "no Via"
-	}
+	// on it and old clients omit it; the front door treats a missing one as 70. A request
+	// without Via never gets here (nothing says where to answer); one without CSeq does only on
+	// the UDP fast path: sipgo's transaction layer answers it 400 itself elsewhere.
 	if req.From() == nil {
 		return "missing_header", 400, "no From"
 	}
@@ -82,7 +81,8 @@ func (e *endpoint) insane(req *sip.Request) (reason string, code int, text strin
 		if lim.MaxHeaderBytes > 0 && n > lim.MaxHeaderBytes && !credentials(h) {
 			return "header_too_long", 400, fmt.Sprintf("%s header field longer than %d bytes", h.Name(), lim.MaxHeaderBytes)
 		}
-		if u := headerURI(h); lim.MaxURIBytes > 0 && u != nil && uriSize(u) > lim.MaxURIBytes {
+		// A field is at least as long as its URI: measure the URI only past the bound.
+		if lim.MaxURIBytes > 0 && n > lim.MaxURIBytes && uriSize(headerURI(h)) > lim.MaxURIBytes {
 			return "uri_too_long", 400, fmt.Sprintf("%s URI longer than %d bytes", h.Name(), lim.MaxURIBytes)
 		}
 	}
@@ -150,8 +150,12 @@ func headerURI(h sip.Header) *sip.Uri {
 	return nil
 }
 
-// uriSize is about a URI's length as written (ports and separators counted at their longest).
+// uriSize is about a URI's length as written (ports and separators counted at their longest);
+// 0 for nil.
 func uriSize(u *sip.Uri) int {
+	if u == nil {
+		return 0
+	}
 	return len(u.Scheme) + len(u.Raw()) + len(u.User) + len(u.Password) + len(u.Host) + 10 +
 		paramsSize(u.UriParams) + paramsSize(u.Headers)
 }
