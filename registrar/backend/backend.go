@@ -51,8 +51,12 @@ type Error struct {
 }
 
 func (e *Error) Error() string {
-	return fmt.Sprintf("Back End of %s %s (%s): %v", e.BackEnd, e.Reason, e.Op, e.Err)
+	return fmt.Sprintf("%s (%s): %v", e.Summary(), e.Op, e.Err)
 }
+
+// Summary says which Back End failed and why, for a user: "Back End of pool-a.contoso.com is
+// read-only".
+func (e *Error) Summary() string { return "Back End of " + e.BackEnd + " " + e.Reason }
 
 func (e *Error) Unwrap() error { return e.Err }
 

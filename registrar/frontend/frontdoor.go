@@ -278,7 +278,7 @@ func (t *flowTable) holds(key string, now time.Time) bool {
 // pathURI is the front door's Path entry: a flow token naming the client's flow, so requests
 // for the user can come back through this front door on the same connection (RFC 5626 §5.3).
 func (d *FrontDoor) pathURI(req *sip.Request) string {
-	token := base64.RawURLEncoding.EncodeToString([]byte(req.Transport() + "/" + req.Source()))
+	token := base64.RawURLEncoding.EncodeToString([]byte(flowKey(req.Transport(), req.Source())))
 	addr := d.ep.addrs().Get(req.Transport())
 	return fmt.Sprintf("<sip:%s@%s;transport=%s;lr;ob>", token, addr, strings.ToLower(req.Transport()))
 }

@@ -96,7 +96,7 @@ func (f *FrontEnd) onService(req *sip.Request) *sip.Response {
 			d := DiagBackEndUnavailable
 			var be *backend.Error
 			if errors.As(err, &be) {
-				d.Reason = fmt.Sprintf("%s: Back End of %s %s", d.Reason, be.BackEnd, be.Reason)
+				d.Reason += ": " + be.Summary()
 			}
 			f.ep.log.Debug().Err(err).Str("user", user.AOR).Msg("contact list change refused: Back End unavailable")
 			return f.unavailable(req, d)
