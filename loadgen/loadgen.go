@@ -341,8 +341,8 @@ func (r *run) newClients(top admin.Topology) error {
 		if sc.KeepAlive == 0 {
 			cfg.KeepAlive = -1
 		}
-		if sc.Transport != topology.UDP && r.pool == nil {
-			cfg.LocalIP = streamSource(m.index)
+		if r.pool == nil {
+			cfg.LocalIP = sourceOf(m.index)
 		}
 		opts := []client.Option{client.WithEvents(r.rec.callback(m.index))}
 		if r.pool != nil {
@@ -360,14 +360,16 @@ func (r *run) newClients(top admin.Topology) error {
 	return nil
 }
 
-// clientsPerSource is how many TCP or TLS clients share a source address: well under the
-// emulator's default per-IP connection limit (sip.limits.max_conns_per_ip, 2048), so that a
-// large population over TCP is not refused as a flood from one host.
+// clientsPerSource is how many clients (with sockets of their own) share a source address: well
+// under the emulator's default per-IP connection limit (sip.limits.max_conns_per_ip, 2048), so
+// that a large population over TCP is not refused as a flood from one host, nor one over UDP
+// limited as one by sip.limits.per_source_rate. Clients sharing sockets (client.sockets) send
+// from 127.0.0.1.
 const clientsPerSource = 1000
 
-// streamSource is the source address of the i-th client over TCP or TLS: 127.1.0.1 for the
-// first thousand, 127.1.0.2 for the next, and so on (Linux routes all of 127.0.0.0/8 to lo).
-func streamSource(i int) netip.Addr {
+// sourceOf is the source address of the i-th client: 127.1.0.1 for the first thousand,
+// 127.1.0.2 for the next, and so on (Linux routes all of 127.0.0.0/8 to lo).
+func sourceOf(i int) netip.Addr {
 	n := i / clientsPerSource
 	return netip.AddrFrom4([4]byte{127, 1, byte(n / 254), byte(n%254 + 1)})
 }

@@ -190,16 +190,22 @@ steps:
 	}
 }
 
-// TestTCPClientsComeFromTheirOwnSources: clients over TCP connect from 127.1.0.x, a thousand
-// to an address, not all from 127.0.0.1, so the registrar's per-IP connection limit does not
-// refuse a large population as one flooding host.
-func TestTCPClientsComeFromTheirOwnSources(t *testing.T) {
+// TestClientsComeFromTheirOwnSources: clients with sockets of their own send from 127.1.0.x, a
+// thousand to an address, not all from 127.0.0.1, so the registrar's per-IP limits (connections
+// over TCP, the message rate over UDP) do not take a large population for one flooding host.
+func TestClientsComeFromTheirOwnSources(t *testing.T) {
+	for _, transport := range []string{"tcp", "udp"} {
+		t.Run(transport, func(t *testing.T) { clientsComeFromTheirOwnSources(t, transport) })
+	}
+}
+
+func clientsComeFromTheirOwnSources(t *testing.T, transport string) {
 	env := rt.Start(t, rt.Topology)
 	sc, err := scenario.Parse("tcp.yaml", []byte(`
 name: tcp
 clients: 3
 users: {pools: [pool-a.contoso.com]}
-client: {transport: tcp, request_timeout: 2s}
+client: {transport: `+transport+`, request_timeout: 2s}
 steps:
   - {name: signed in, wait: {until: all_regular, timeout: 30s}}
   - {name: held, hold: 3s}
@@ -233,8 +239,8 @@ steps:
 		t.Fatalf("never saw the 3 clients signed in: %q", sources)
 	}
 	for _, src := range sources {
-		if !strings.HasPrefix(src, "TCP 127.1.0.1:") {
-			t.Errorf("registered as %q, want over TCP from 127.1.0.1", src)
+		if want := strings.ToUpper(transport) + " 127.1.0.1:"; !strings.HasPrefix(src, want) {
+			t.Errorf("registered as %q, want %s...", src, want)
 		}
 	}
 }
