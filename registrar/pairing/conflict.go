@@ -5,8 +5,7 @@ import (
 	"fmt"
 )
 
-// Op is an operation on one pool of a pairing: a disaster-recovery cmdlet, or something done to
-// the pool itself.
+// Op is a disaster-recovery cmdlet on one pool of a pairing.
 type Op int
 
 // Operations.
@@ -15,12 +14,6 @@ const (
 	OpFailOver Op = iota + 1
 	// OpFailBack is Invoke-CsPoolFailBack -PoolFqdn <the pool>.
 	OpFailBack
-	// OpStop, OpStart and OpCrash stop, start or crash the pool's Front Ends.
-	OpStop
-	OpStart
-	OpCrash
-	// OpReset is Reset-CsPoolRegistrarState on the pool.
-	OpReset
 )
 
 func (o Op) String() string {
@@ -29,14 +22,6 @@ func (o Op) String() string {
 		return "Invoke-CsPoolFailOver"
 	case OpFailBack:
 		return "Invoke-CsPoolFailBack"
-	case OpStop:
-		return "pool stop"
-	case OpStart:
-		return "pool start"
-	case OpCrash:
-		return "pool crash"
-	case OpReset:
-		return "Reset-CsPoolRegistrarState"
 	}
 	return fmt.Sprintf("Op(%d)", int(o))
 }
@@ -67,11 +52,11 @@ type Sides struct {
 //	FailOver     Active        FailingOver, FailedOver or FailingBack   -> ErrPartner
 //	FailBack     FailedOver    any                                      -> allowed (it is how a pool hands its partner's users back, so it is never refused for theirs)
 //	FailBack     not FailedOver any                                     -> ErrState
-//	Stop, Start, Crash, Reset  any                                      -> allowed
 //
-// Stopping, starting and crashing Front Ends and Reset-CsPoolRegistrarState are never refused
-// for the pairing's sake (a fault cannot be refused, and Lync does not refuse them either); the
-// pairing copes with their outcome: a failover or failback whose destination pool stops serving
+// There is no Op for the rest: stopping, starting and crashing Front Ends and
+// Reset-CsPoolRegistrarState are never refused for the pairing's sake (a fault cannot be
+// refused, and Lync does not refuse them either; the registrar's table test runs each against
+// every pairing state). The pairing copes with their outcome: a failover or failback whose destination pool stops serving
 // before it completes is aborted, and users whose pool serves no one wait or get 503.
 //
 // Whether the pools can be reached (a planned failover, a failback) is not a state rule:

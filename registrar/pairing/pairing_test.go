@@ -354,14 +354,4 @@ func TestAllow(t *testing.T) {
 	if len(seen) != 2*len(states)*len(states) {
 		t.Errorf("the table covers %d of the %d states of a failover and a failback", len(seen), 2*len(states)*len(states))
 	}
-	// Faults and the pool's own service control are never refused for the pairing's sake.
-	for _, op := range []Op{OpStop, OpStart, OpCrash, OpReset} {
-		for _, own := range states {
-			for _, partner := range states {
-				if err := Allow(op, Sides{Pool: "pool-a", Partner: "pool-b", Own: own, Paired: true, PartnerUsers: partner}); err != nil {
-					t.Errorf("%s with own %s, partner's %s: %v", op, own, partner, err)
-				}
-			}
-		}
-	}
 }
