@@ -218,7 +218,9 @@ func (r *Registrar) FailOver(fqdn string, req admin.FailOverRequest) (admin.DRRe
 	}
 	o := pairing.FailOverOptions{DisasterMode: req.DisasterMode, WaitTime: wait, SkipDataVerification: req.SkipDataVerification,
 		Force: req.Force, FlushStorageService: req.FlushStorageService, WhatIf: req.WhatIf}
-	p.data.lock() // its data sync: no contact change of its users interleaves
+	if err := r.cmdletDataLock(p, "Invoke-CsPoolFailOver"); err != nil { // its data sync: no contact change of its users interleaves
+		return admin.DRResult{}, err
+	}
 	defer p.data.unlock()
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -287,7 +289,9 @@ func (r *Registrar) FailBack(fqdn string, req admin.FailBackRequest) (admin.DRRe
 	if err != nil {
 		return admin.DRResult{}, err
 	}
-	p.data.lock() // its data sync back: no contact change of its users interleaves
+	if err := r.cmdletDataLock(p, "Invoke-CsPoolFailBack"); err != nil { // its data sync back: no contact change of its users interleaves
+		return admin.DRResult{}, err
+	}
 	defer p.data.unlock()
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -498,4 +502,17 @@ func (r *Registrar) userPlacementLocked(u topology.User, home *pool, out *admin.
 		st, _ := home.pair.State()
 		out.DisasterRecoveryState = st.String()
 	}
+}
+
+// cmdletWait bounds how long a failover or failback cmdlet waits for its pool's data lock: a
+// contact change takes at most a Back End call's deadline, but the backup service's copy of a
+// whole pool has no overall one, and a cmdlet must not hang the admin API behind it.
+var cmdletWait = 5 * time.Second // a variable for the test
+
+// cmdletDataLock takes the pool's data lock for a cmdlet, or says why it cannot now.
+func (r *Registrar) cmdletDataLock(p *pool, cmdlet string) error {
+	if !p.data.lockWithin(cmdletWait) {
+		return fmt.Errorf("%w: %s -PoolFqdn %s: the Back End of %s is busy (the backup service is copying contact lists, or a change waits on a locked database) for more than %s; nothing changed: try again", admin.ErrConflict, cmdlet, p.top.FQDN, p.top.FQDN, cmdletWait)
+	}
+	return nil
 }
