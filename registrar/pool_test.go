@@ -285,7 +285,10 @@ func TestCrashAndRestartWithinDetectionRejoins(t *testing.T) {
 	if info.PrimaryPoolPrimaryRegistrar == crashed || !slices.Contains(info.PrimaryPoolBackupRegistrars, crashed) {
 		t.Fatalf("alice's routing group after the restart: %+v", info)
 	}
-	for env.Primary(t, alice) != crashed {
+	for moves := 0; env.Primary(t, alice) != crashed; moves++ {
+		if moves == 10 {
+			t.Fatalf("alice's routing group never came to %s: %+v", crashed, info)
+		}
 		prim := env.Primary(t, alice)
 		for _, action := range []string{"stop", "start"} { // one at a time: quorum holds
 			if _, err := env.R.FrontEndAction(prim, action); err != nil {

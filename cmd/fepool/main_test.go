@@ -541,9 +541,12 @@ func TestLoadNotJudged(t *testing.T) {
 			defer cancel(nil)
 			if tc.interrupt {
 				// as Ctrl-C does (signal.NotifyContext's cause), once the run is under way
+				watching := make(chan struct{})
+				defer func() { cancel(nil); <-watching }() // the watch ends with the test
 				go func() {
+					defer close(watching)
 					deadline := time.Now().Add(30 * time.Second)
-					for time.Now().Before(deadline) {
+					for time.Now().Before(deadline) && ctx.Err() == nil {
 						if regs, _ := envr.R.Registrations("user00000@contoso.com"); len(regs.Bindings) > 0 {
 							break
 						}
